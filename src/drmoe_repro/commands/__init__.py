@@ -1,0 +1,1 @@
+"""One module per CLI subcommand; each defines `HELP`, `configure_parser(parser)` and `run(args) -> int`."""

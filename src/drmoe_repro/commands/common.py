@@ -1,0 +1,29 @@
+"""Options every pipeline subcommand shares: the config file and the profile."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from drmoe_repro.config import DEFAULT_CONFIG, load_config
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help="the suite's config file (default: %(default)s)")
+    parser.add_argument("--profile", choices=["demo", "paper"], default=None,
+                        help="which profile of the config to use (default: the config's `profile` key)")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--dataset", required=True, help="data set key of the profile, e.g. coco or voc")
+    parser.add_argument("--system", required=True, help="system name from the config's `systems`, e.g. drmoe")
+    parser.add_argument("--seed", type=int, required=True, help="random seed of the run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in log files)")
+
+
+def config_and_profile(args: argparse.Namespace) -> tuple[dict, str]:
+    overrides = {"profile": args.profile} if args.profile else None
+    config = load_config(args.config, overrides)
+    return config, config["profile"]

@@ -1,0 +1,24 @@
+"""`train`: train one (data set, system, seed) run and write model.pt and train.json into its run directory."""
+
+from __future__ import annotations
+
+import argparse
+
+from drmoe_repro.commands.common import add_run_arguments, config_and_profile
+from drmoe_repro.config import index_path, resolve_run, run_dir
+from drmoe_repro.engine.train import train_run
+
+HELP = ("Train one run (paper §4.2 recipe by default) into results/<profile>/runs/<dataset>/<system>/seed<k>/, "
+        "resuming from its last epoch checkpoint if one exists.")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config, profile = config_and_profile(args)
+    cfg = resolve_run(config, profile, args.dataset, args.system, args.seed)
+    train_run(cfg, index_path(profile, args.dataset, "train"), run_dir(profile, args.dataset, args.system, args.seed),
+              progress=not args.no_progress)
+    return 0

@@ -1,0 +1,93 @@
+"""Evaluation of a trained run: writes DESIGN.md's run directory.
+
+predictions.npz (image_ids, label_names, targets, scores), gates.npz for mixture-of-experts models, metrics.json
+(every metric named with its convention, the label-prior reference), conventions.csv (the same scores under each
+metric convention) and run.json (resolved config, seed, code version, libraries, device, timing).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from drmoe_repro import metrics
+from drmoe_repro.data.dataset import ImageLabelDataset
+from drmoe_repro.data.index import LabelIndex
+from drmoe_repro.data.transforms import build_eval_transform
+from drmoe_repro.engine.determinism import make_deterministic
+from drmoe_repro.engine.provenance import device_description, git_commit, library_versions
+from drmoe_repro.engine.train import label_prior, load_trained_model
+from drmoe_repro.io import load_json, save_json, save_npz, write_text
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool = True):
+    """Scores [N, L] float32 after the sigmoid, and gates [N, L, E] float32 (None for models without gates)."""
+    device = torch.device(cfg["device"])
+    model.to(device).eval()
+    loader = DataLoader(
+        ImageLabelDataset(index, build_eval_transform(cfg["input"])),
+        batch_size=cfg["train"]["eval_batch_size"],
+        shuffle=False,
+        num_workers=cfg["train"]["num_workers"],
+    )
+    scores, gates = [], []
+    for images, _, _ in tqdm(loader, desc=f"evaluate {cfg['system']}/{cfg['dataset']}", disable=not progress, leave=False):
+        out = model(images.to(device))
+        scores.append(torch.sigmoid(out["logits"].float()).cpu())
+        if "gates" in out:
+            gates.append(out["gates"].float().cpu())
+    score_matrix = torch.cat(scores).numpy().astype(np.float32)
+    gate_tensor = torch.cat(gates).numpy().astype(np.float32) if gates else None
+    return score_matrix, gate_tensor
+
+
+def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True) -> dict:
+    make_deterministic(cfg["seed"], cfg["torch_threads"])
+    started = time.perf_counter()
+    index = LabelIndex.load(test_index)
+    model = load_trained_model(cfg, train_index, run_dir)
+    scores, gates = predict(model, index, cfg, progress)
+    wall = time.perf_counter() - started
+
+    image_ids = np.array(index.image_ids, dtype=str)
+    label_names = np.array(index.label_names, dtype=str)
+    save_npz(run_dir / "predictions.npz", image_ids=image_ids, label_names=label_names,
+             targets=index.targets, scores=scores)
+    if gates is not None:
+        n_shared = gates.shape[2] - 1
+        expert_names = np.array([f"shared_{j + 1}" for j in range(n_shared)] + ["task"], dtype=str)
+        save_npz(run_dir / "gates.npz", image_ids=image_ids, label_names=label_names,
+                 expert_names=expert_names, gates=gates)
+
+    results = metrics.compute_metrics(scores, index.targets, index.label_names)
+    prior = np.broadcast_to(label_prior(train_index), scores.shape)
+    prior_metrics = metrics.compute_metrics(prior, index.targets, index.label_names, top_k=None)
+    results["reference"] = {"label_prior_mAP": metrics.headline(prior_metrics)["mAP"]}
+    results["headline"] = metrics.headline(results)
+    save_json(run_dir / "metrics.json", results)
+    write_text(run_dir / "conventions.csv",
+               metrics.convention_sensitivity(scores, index.targets, index.label_names).to_csv(index=False))
+
+    train_summary = load_json(run_dir / "train.json")
+    save_json(run_dir / "run.json", {
+        "config": cfg,
+        "seed": cfg["seed"],
+        "git_commit": git_commit(),
+        "libraries": library_versions(),
+        "device": device_description(cfg["device"]),
+        "num_parameters": train_summary["num_parameters"],
+        "num_test_images": len(index),
+        "timing": {
+            "train_wall_s": train_summary["timing"]["wall_s"],
+            "train_images_per_s": train_summary["timing"]["images_per_s"],
+            "eval_wall_s": round(wall, 3),
+            "eval_images_per_s": round(len(index) / wall, 2) if wall > 0 else None,
+        },
+    })
+    return results

@@ -1,0 +1,73 @@
+"""CNN backbones that turn an image into a feature map F [batch, C, H', W'] (paper §3.1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torchvision
+
+
+class TinyCNN(nn.Module):
+    """A small from-scratch CNN for the CPU demo: stride 8, so a 64 px image gives an 8x8 map of 128 channels."""
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 3
+        for width in widths:
+            layers += [
+                nn.Conv2d(in_ch, width, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            in_ch = width
+        self.body = nn.Sequential(*layers)
+        self.num_channels = in_ch
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)  # [batch, C, H/8, W/8]
+
+
+class ResNetTrunk(nn.Module):
+    """torchvision ResNet up to layer4 (stride 32): 448 px -> 14x14 maps of 2048 channels for ResNet-101."""
+
+    def __init__(self, arch: str, state_dict: dict | None = None):
+        super().__init__()
+        net = getattr(torchvision.models, arch)(weights=None)
+        if state_dict is not None:
+            net.load_state_dict(state_dict)
+        self.body = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+        )
+        self.num_channels = net.fc.in_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.body(images)  # [batch, C, H/32, W/32]
+
+
+def build_backbone(cfg: dict) -> nn.Module:
+    """`cfg` is the model block: `backbone` names the network, `pretrained` asks for ImageNet weights."""
+    name = cfg["backbone"]
+    if name == "tiny_cnn":
+        if cfg.get("pretrained"):
+            raise ValueError("model.backbone 'tiny_cnn' has no pretrained weights; set model.pretrained: false")
+        return TinyCNN()
+    state_dict = None
+    if cfg.get("pretrained"):
+        from drmoe_repro.data.pretrained import imagenet_state_dict
+
+        state_dict = imagenet_state_dict(name, cfg.get("weights_dir", "results/paper/weights"))
+    return ResNetTrunk(name, state_dict)
+
+
+def global_max_pool(features: torch.Tensor) -> torch.Tensor:
+    """[batch, C, H, W] -> [batch, C]; amax has a deterministic backward on CUDA, unlike adaptive pooling."""
+    return features.amax(dim=(2, 3))
+
+
+def global_avg_pool(features: torch.Tensor) -> torch.Tensor:
+    """[batch, C, H, W] -> [batch, C]; a plain mean instead of AdaptiveAvgPool2d for deterministic CUDA backward."""
+    return features.mean(dim=(2, 3))

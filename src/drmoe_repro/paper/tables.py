@@ -1,0 +1,111 @@
+"""results/tableN.csv: the paper's Tables 1-5, measured, beside the numbers the paper claims.
+
+Each row is one system of the paper's table. Metrics are in percent, mean and standard deviation over the seeds
+of the selected profile. A system whose model is not registered yet, or whose runs are missing, says so in
+`status` and carries no number: nothing is ever invented. Differences to the paper are filled in only on the
+paper profile; demo numbers come from a synthetic data set and are not comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drmoe_repro.config import profile_of, run_dir
+from drmoe_repro.io import load_json
+from drmoe_repro.models.registry import is_registered
+from drmoe_repro.paper.claims import table_claims
+
+METRIC_TABLES = (1, 2, 3, 4, 5)
+# A reference row that is not in the paper: every image scored with the training-set label frequencies.
+LABEL_PRIOR = "label_prior"
+
+
+def required_runs(config: dict, profile: str, number: int) -> list[tuple[str, str, int]]:
+    """(data set, system, seed) of every run table `number` reads: configured systems with a registered model."""
+    claims = table_claims(number)
+    prof = profile_of(config, profile)
+    dataset = claims["dataset"]
+    if dataset not in prof["datasets"]:
+        return []
+    runs = []
+    for row in claims["rows"]:
+        spec = config["systems"].get(row["system"])
+        if spec is not None and is_registered(spec["model"]):
+            runs += [(dataset, row["system"], seed) for seed in prof["seeds"]]
+    return runs
+
+
+def _status(config: dict, system: str) -> str | None:
+    spec = config["systems"].get(system)
+    if spec is None:
+        return f"not configured (add '{system}' to systems in workflow/config.yaml)"
+    if not is_registered(spec["model"]):
+        return f"not yet implemented (model '{spec['model']}' is not registered)"
+    return None
+
+
+def _summarise(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64) * 100.0
+    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
+    return float(arr.mean()), std
+
+
+def build_metric_table(config: dict, profile: str, number: int) -> pd.DataFrame:
+    claims = table_claims(number)
+    prof = profile_of(config, profile)
+    dataset = claims["dataset"]
+    seeds = prof["seeds"]
+    rows = []
+    for claim in claims["rows"]:
+        system = claim["system"]
+        row = {"table": number, "system": system, "paper_name": claim["paper_name"], "dataset": dataset,
+               "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none")}
+        status = _status(config, system)
+        runs = [run_dir(profile, dataset, system, s) / "metrics.json" for s in seeds]
+        if status is None and not all(p.exists() for p in runs):
+            missing = [str(p) for p in runs if not p.exists()]
+            status = f"not run ({', '.join(missing)} missing)"
+        headlines = [load_json(p)["headline"] for p in runs] if status is None else []
+        row["n_seeds"] = len(headlines)
+        for metric in claims["metrics"]:
+            mean, std = _summarise([h[metric] for h in headlines]) if headlines else (np.nan, np.nan)
+            row[metric] = mean
+            row[f"{metric}_std"] = std
+        for metric in claims["metrics"]:
+            row[f"paper_{metric}"] = claim.get(metric, np.nan)
+        for metric in claims["metrics"]:
+            comparable = profile == "paper" and headlines
+            row[f"diff_{metric}"] = row[metric] - claim[metric] if comparable else np.nan
+        row["status"] = status or "measured"
+        rows.append(row)
+    if number in (1, 2):
+        rows.append(_label_prior_row(config, profile, number, claims, prof))
+    return pd.DataFrame(rows)
+
+
+def _label_prior_row(config: dict, profile: str, number: int, claims: dict, prof: dict) -> dict:
+    """mAP of the label-frequency prior, read from the DR-MoE runs (each run scores it on its own test set)."""
+    dataset = claims["dataset"]
+    runs = [run_dir(profile, dataset, "drmoe", s) / "metrics.json" for s in prof["seeds"]]
+    values = [load_json(p)["reference"]["label_prior_mAP"] for p in runs if p.exists()]
+    row = {"table": number, "system": LABEL_PRIOR, "paper_name": "(not in the paper) label-frequency prior",
+           "dataset": dataset, "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none"),
+           "n_seeds": len(values)}
+    for metric in claims["metrics"]:
+        mean, std = _summarise(values) if (metric == "mAP" and values) else (np.nan, np.nan)
+        row[metric], row[f"{metric}_std"] = mean, std
+    for metric in claims["metrics"]:
+        row[f"paper_{metric}"] = np.nan
+    for metric in claims["metrics"]:
+        row[f"diff_{metric}"] = np.nan
+    row["status"] = "reference (mAP only; OF1/CF1 undefined at threshold 0.5)" if values else "not run"
+    return row
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    from drmoe_repro.io import write_text
+
+    write_text(path, df.to_csv(index=False, float_format="%.2f", na_rep=""))

@@ -1,0 +1,29 @@
+"""Shared fixtures. The demo data sets are generated once per test session (small sizes keep it under a second)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drmoe_repro.data.demo import write_demo_coco, write_demo_voc
+
+DEMO_SEED = 7
+DEMO_VOC_SIZES = {"n_trainval": 150, "n_test": 150}
+DEMO_COCO_SIZES = {"n_train": 150, "n_val": 150}
+
+
+@pytest.fixture(scope="session")
+def demo_voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo VOC 2007 tree (`JPEGImages/`, `Annotations/`, `ImageSets/Main/`)."""
+    root = tmp_path_factory.mktemp("demo") / "VOCdevkit" / "VOC2007"
+    write_demo_voc(root, seed=DEMO_SEED, **DEMO_VOC_SIZES)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_coco_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo COCO 2014 tree (`train2014/`, `val2014/`, `annotations/`)."""
+    root = tmp_path_factory.mktemp("demo") / "coco"
+    write_demo_coco(root, seed=DEMO_SEED, **DEMO_COCO_SIZES)
+    return root

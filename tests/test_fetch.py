@@ -1,0 +1,591 @@
+"""Tests of drmoe_repro.data.fetch and the `fetch` subcommand against a loopback HTTP server the tests start.
+
+The server listens on 127.0.0.1 only (port 0: the OS picks a free one), runs in a daemon thread, is shut down by
+each test's fixture and, as a safety net, by a timer after a minute. Archives are made by the tests in the real
+formats: a small zip laid out like COCO's train2014.zip and small tars laid out like VOC 2007's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.server
+import io
+import json
+import logging
+import re
+import socket
+import tarfile
+import threading
+import time
+import zipfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from drmoe_repro.commands import fetch as fetch_command
+from drmoe_repro.data import fetch as fetch_module
+from drmoe_repro.data.fetch import FetchError, extract_archive, fetch_asset, fetch_asset_result
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loopback server
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        srv: LoopbackServer = self.server.owner
+        with srv.lock:
+            srv.hits[self.path] += 1
+            hit = srv.hits[self.path]
+            srv.ranges[self.path].append(self.headers.get("Range"))
+        route = srv.routes.get(self.path)
+        if route is None:
+            self.send_error(404)
+            return
+        data, mode = route
+        if mode == "hang":
+            # Accept the connection, read the request, then say nothing (bounded, so the thread always ends).
+            srv.stop.wait(10)
+            self.close_connection = True
+            return
+        start = 0
+        header = self.headers.get("Range")
+        if header and mode in ("ok", "cut_once", "stall_once"):
+            start = int(re.fullmatch(r"bytes=(\d+)-", header).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+        body = data[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "stall_once" and hit == 1:
+            # Send half, then go quiet with the connection open: a stalled transfer, not a closed one.
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            srv.stop.wait(3)
+            self.close_connection = True
+            return
+        if mode.startswith("cut_once") and hit == 1:
+            # Announce the whole length, send half, hang up: what a dropped connection looks like to the client.
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+class LoopbackServer:
+    """Serves `routes` {path: (bytes, mode)}.
+
+    Modes: ok (honours Range), cut_once (first answer hangs up after half), stall_once (first answer goes quiet
+    after half), cut_once_ignore_range, ignore_range (always 200 with the whole file), hang (never answers).
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[bytes, str]] = {}
+        self.hits: Counter[str] = Counter()
+        self.ranges: defaultdict[str, list[str | None]] = defaultdict(list)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False
+        self.httpd.owner = self
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.safety = threading.Timer(60, self.close)  # stops by itself even if a test never tears down
+        self.safety.daemon = True
+
+    def start(self) -> "LoopbackServer":
+        self.thread.start()
+        self.safety.start()
+        return self
+
+    def close(self) -> None:
+        self.stop.set()
+        self.safety.cancel()
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def serve(self, path: str, data: bytes, mode: str = "ok") -> str:
+        self.routes[path] = (data, mode)
+        return self.url(path)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+
+@pytest.fixture
+def server():
+    srv = LoopbackServer().start()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def refused_url():
+    """A URL on a loopback port that is bound but not listening: connecting is refused at once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/archive.zip"
+    sock.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    # urllib honours *_proxy variables; a proxy must not stand between the client and the loopback server.
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Archives in the real layouts
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _payload(seed: int, size: int = 40_000) -> bytes:
+    """Incompressible-looking bytes, so archives have a real size to cut in half."""
+    out, block = bytearray(), hashlib.sha256(str(seed).encode()).digest()
+    while len(out) < size:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:size])
+
+
+COCO_MEMBERS = {
+    "train2014/COCO_train2014_000000000009.jpg": _payload(1),
+    "train2014/COCO_train2014_000000000025.jpg": _payload(2),
+    "train2014/COCO_train2014_000000000030.jpg": _payload(3),
+}
+
+
+def make_coco_zip(stored: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    compression = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buffer, "w", compression=compression) as zf:
+        zf.writestr("train2014/", b"")
+        for name, data in COCO_MEMBERS.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _tar_with(members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        for info in extra:
+            tf.addfile(info)
+    return buffer.getvalue()
+
+
+VOC_TRAINVAL = {
+    "VOCdevkit/VOC2007/JPEGImages/000005.jpg": _payload(5),
+    "VOCdevkit/VOC2007/ImageSets/Main/aeroplane_trainval.txt": b"000005 -1\n",
+}
+VOC_TEST = {
+    "VOCdevkit/VOC2007/JPEGImages/000001.jpg": _payload(6),
+    "VOCdevkit/VOC2007/ImageSets/Main/aeroplane_test.txt": b"000001 -1\n",
+}
+
+
+def md5_of(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def spec_for(urls, data: bytes | None, filename: str = "train2014.zip", **extra) -> dict:
+    return {"urls": list(urls), "md5": md5_of(data) if data is not None else None, "filename": filename, **extra}
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def assert_coco_extracted(target: Path) -> None:
+    for name, data in COCO_MEMBERS.items():
+        assert (target / name).read_bytes() == data
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Downloads
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_cut_download_resumes_with_range_and_verifies(server, tmp_path):
+    data = make_coco_zip()
+    url = server.serve("/zips/train2014.zip", data, "cut_once")
+    downloads, target = tmp_path / "downloads", tmp_path / "coco"
+
+    result = fetch_asset_result("coco_train2014", spec_for([url], data), downloads, target, progress=False)
+
+    assert result.path == target and result.source == url and result.md5 == md5_of(data)
+    half = len(data) // 2
+    assert server.ranges["/zips/train2014.zip"] == [None, f"bytes={half}-"]  # second request resumed at the cut
+    assert (downloads / "train2014.zip").read_bytes() == data
+    assert not (downloads / "train2014.zip.part").exists()
+    sidecar = json.loads((downloads / "train2014.zip.checksums.json").read_text())
+    assert sidecar["md5"] == md5_of(data) and sidecar["sha256"] == hashlib.sha256(data).hexdigest()
+    assert sidecar["source"] == url
+    assert_coco_extracted(target)
+    marker = json.loads((target / ".coco_train2014.extracted.json").read_text())
+    assert marker["md5"] == md5_of(data) and marker["filename"] == "train2014.zip"
+
+
+@pytest.mark.parametrize("stale_part", [False, True])
+def test_server_ignoring_range_still_gives_the_right_file(server, tmp_path, stale_part):
+    data = _tar_with(VOC_TEST)
+    url = server.serve("/VOCtest_06-Nov-2007.tar", data, "ignore_range" if stale_part else "cut_once_ignore_range")
+    downloads = tmp_path / "downloads"
+    if stale_part:  # garbage left by some earlier run: a server answering 200 to our Range must overwrite it
+        downloads.mkdir()
+        (downloads / "VOCtest_06-Nov-2007.tar.part").write_bytes(b"x" * 1000)
+
+    spec = spec_for([url], data, "VOCtest_06-Nov-2007.tar")
+    out = fetch_asset("voc2007_test", spec, downloads, tmp_path / "voc", progress=False)
+
+    ranges = server.ranges["/VOCtest_06-Nov-2007.tar"]
+    assert ranges[-1] is not None and ranges[-1].startswith("bytes=")  # we asked to resume; the server said 200
+    assert (downloads / "VOCtest_06-Nov-2007.tar").read_bytes() == data
+    assert (out / "VOCdevkit/VOC2007/JPEGImages/000001.jpg").read_bytes() == VOC_TEST[
+        "VOCdevkit/VOC2007/JPEGImages/000001.jpg"
+    ]
+
+
+def test_transfer_stalling_midway_times_out_and_resumes(server, tmp_path):
+    data = make_coco_zip()
+    url = server.serve("/train2014.zip", data, "stall_once")
+    spec = spec_for([url], data, extract=False)
+    fetch_asset("coco_train2014", spec, tmp_path / "dl", tmp_path / "x", timeout=0.5, progress=False)
+    assert (tmp_path / "dl" / "train2014.zip").read_bytes() == data
+    assert server.ranges["/train2014.zip"] == [None, f"bytes={len(data) // 2}-"]
+
+
+def test_complete_part_file_is_finished_with_a_416_answer(server, tmp_path):
+    # A crash between the last byte and the rename leaves a whole .part; the server answers 416 to its Range.
+    data = make_coco_zip()
+    url = server.serve("/train2014.zip", data)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    (downloads / "train2014.zip.part").write_bytes(data)
+    fetch_asset("coco_train2014", spec_for([url], data, extract=False), downloads, tmp_path / "x", progress=False)
+    assert (downloads / "train2014.zip").read_bytes() == data
+    assert server.ranges["/train2014.zip"] == [f"bytes={len(data)}-"]
+
+
+def test_corrupted_archive_is_rejected_naming_both_checksums(server, tmp_path):
+    data = make_coco_zip()
+    corrupted = bytearray(data)
+    corrupted[len(data) // 3] ^= 0xFF
+    url = server.serve("/train2014.zip", bytes(corrupted))
+    downloads, target = tmp_path / "downloads", tmp_path / "coco"
+
+    with pytest.raises(FetchError) as caught:
+        fetch_asset("coco_train2014", spec_for([url], data), downloads, target, progress=False)
+
+    message = str(caught.value)
+    assert md5_of(data) in message and md5_of(bytes(corrupted)) in message
+    assert url in message and "train2014.zip" in message
+    assert not (downloads / "train2014.zip").exists()
+    assert not (downloads / "train2014.zip.part").exists()  # a corrupt partial file must not be resumed later
+    assert files_under(target) == set()
+
+
+def test_archive_failing_mid_extraction_leaves_nothing_half_extracted(tmp_path):
+    # No checksum published (md5: null), a CRC error in the second member: extraction stops after writing some.
+    data = bytearray(make_coco_zip(stored=True))
+    second = COCO_MEMBERS["train2014/COCO_train2014_000000000025.jpg"]
+    data[data.index(second) + 100] ^= 0xFF
+    archive = tmp_path / "mine" / "train2014.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(bytes(data))
+    target = tmp_path / "data" / "coco"
+    target.mkdir(parents=True)
+    (target / "annotations").mkdir()  # another asset's files, sharing the folder, must survive
+    (target / "annotations" / "instances_train2014.json").write_text("{}")
+
+    spec = {"urls": [], "md5": None, "filename": "train2014.zip", "local": str(archive)}
+    with pytest.raises(FetchError, match="could not extract"):
+        fetch_asset("coco_train2014", spec, tmp_path / "downloads", target, progress=False)
+
+    assert files_under(target) == {"annotations/instances_train2014.json"}
+    assert [p.name for p in target.iterdir()] == ["annotations"]  # no staging folder, no marker
+
+
+def test_mirror_is_used_after_404_and_refused(server, refused_url, tmp_path):
+    data = make_coco_zip()
+    missing = server.url("/gone/train2014.zip")  # not served: 404
+    mirror = server.serve("/mirror/train2014.zip", data)
+
+    result = fetch_asset_result(
+        "coco_train2014", spec_for([refused_url, missing, mirror], data), tmp_path / "dl", tmp_path / "coco",
+        progress=False,
+    )
+
+    assert result.source == mirror
+    assert server.hits["/gone/train2014.zip"] == 1 and server.hits["/mirror/train2014.zip"] == 1
+    assert_coco_extracted(tmp_path / "coco")
+
+
+def test_all_urls_failing_for_different_reasons_lists_each(server, refused_url, tmp_path):
+    missing = server.url("/gone/train2014.zip")
+    with pytest.raises(FetchError) as caught:
+        fetch_asset("coco_train2014", spec_for([missing, refused_url], b""), tmp_path / "dl", tmp_path / "c",
+                    progress=False)
+    message = str(caught.value)
+    assert f"{missing}: HTTP 404" in message and refused_url in message
+    assert "from any of its 2 URL(s)" in message
+
+
+def test_server_that_never_answers_times_out_naming_the_url(server, tmp_path):
+    url = server.serve("/zips/val2014.zip", b"", "hang")
+    started = time.monotonic()
+    with pytest.raises(FetchError) as caught:
+        fetch_asset("coco_val2014", spec_for([url], b"", "val2014.zip"), tmp_path / "dl", tmp_path / "coco",
+                    timeout=1, progress=False)
+    assert time.monotonic() - started < 8
+    message = str(caught.value)
+    assert url in message and "timed out" in message and "1 s" in message
+    assert not (tmp_path / "dl" / "val2014.zip").exists()
+
+
+def test_offline_says_where_to_put_the_file_and_which_key_to_set(refused_url, tmp_path):
+    downloads = tmp_path / "data" / "downloads"
+    second = refused_url.replace("/archive.zip", "/mirror/train2014.zip")
+    spec = spec_for([refused_url, second], b"")
+    with pytest.raises(FetchError) as caught:
+        fetch_asset("coco_train2014", spec, downloads, tmp_path / "data" / "coco", progress=False)
+    message = str(caught.value)
+    assert "cannot reach any host" in message
+    assert f"Download {refused_url} by other means" in message
+    assert str(downloads / "train2014.zip") in message
+    assert "profiles.paper.assets.coco_train2014.local: /path/to/train2014.zip in workflow/config.yaml" in message
+
+
+def test_second_fetch_of_a_done_asset_does_no_work(server, tmp_path, monkeypatch):
+    data = make_coco_zip()
+    url = server.serve("/train2014.zip", data)
+    args = ("coco_train2014", spec_for([url], data), tmp_path / "dl", tmp_path / "coco")
+    fetch_asset(*args, progress=False)
+    marker = tmp_path / "coco" / ".coco_train2014.extracted.json"
+    before = marker.stat().st_mtime_ns
+
+    def no_hashing(*_args, **_kwargs):
+        raise AssertionError("a done asset must not be read again")
+
+    monkeypatch.setattr(fetch_module, "_hash_file", no_hashing)
+    monkeypatch.setattr(fetch_module, "extract_archive", no_hashing)
+    assert fetch_asset(*args, progress=False) == tmp_path / "coco"
+    assert server.hits["/train2014.zip"] == 1
+    assert marker.stat().st_mtime_ns == before
+
+
+def test_second_fetch_of_a_kept_file_trusts_its_checksum_record(server, tmp_path, monkeypatch):
+    data = b"not an archive: weights"
+    url = server.serve("/resnet.pth", data)
+    spec = spec_for([url], data, "resnet.pth", extract=False)
+    first = fetch_asset("w", spec, tmp_path / "cache", tmp_path / "cache", progress=False)
+    assert first == tmp_path / "cache" / "resnet.pth" and first.read_bytes() == data
+    monkeypatch.setattr(fetch_module, "_hash_file", lambda *a, **k: pytest.fail("re-hashed a recorded file"))
+    assert fetch_asset("w", spec, tmp_path / "cache", tmp_path / "cache", progress=False) == first
+    assert server.hits["/resnet.pth"] == 1
+
+
+def test_file_put_in_the_download_folder_by_hand_is_verified_and_used(tmp_path, refused_url):
+    data = make_coco_zip()
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "train2014.zip").write_bytes(data)
+    result = fetch_asset_result("coco_train2014", spec_for([refused_url], data), tmp_path / "dl", tmp_path / "coco",
+                                progress=False)
+    assert result.md5 == md5_of(data)
+    assert_coco_extracted(tmp_path / "coco")
+
+    (tmp_path / "dl" / "val2014.zip").write_bytes(b"wrong")
+    with pytest.raises(FetchError, match=f"expected md5 {'0' * 32}, got md5 {md5_of(b'wrong')}"):
+        fetch_asset("coco_val2014", {"urls": [refused_url], "md5": "0" * 32, "filename": "val2014.zip"},
+                    tmp_path / "dl", tmp_path / "coco", progress=False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Extraction safety and local copies
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _zip_with(names: list[str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("train2014/ok.jpg", b"fine")  # a harmless member first: nothing may be written even for it
+        for name in names:
+            zf.writestr(zipfile.ZipInfo(name), b"evil")
+    return buffer.getvalue()
+
+
+def _link(name: str, target: str, hard: bool = False) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+    info.linkname = target
+    return info
+
+
+def _unsafe_archives(tmp_path: Path) -> dict[str, tuple[str, bytes]]:
+    absolute = str(tmp_path / "abs_evil.txt")
+    ok = {"VOCdevkit/VOC2007/ok.txt": b"fine"}
+    return {
+        "zip-dotdot": ("a.zip", _zip_with(["../evil.txt"])),
+        "zip-absolute": ("a.zip", _zip_with([absolute])),
+        "tar-dotdot": ("a.tar", _tar_with({**ok, "VOCdevkit/../../evil.txt": b"evil"})),
+        "tar-absolute": ("a.tar", _tar_with({**ok, absolute: b"evil"})),
+        "tar-symlink-out": ("a.tar", _tar_with(ok, [_link("VOCdevkit/evil", "../../evil_dir")])),
+        "tar-symlink-absolute": ("a.tar", _tar_with(ok, [_link("VOCdevkit/evil", str(tmp_path))])),
+        "tar-hardlink-out": ("a.tar", _tar_with(ok, [_link("VOCdevkit/evil", "../evil.txt", hard=True)])),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["zip-dotdot", "zip-absolute", "tar-dotdot", "tar-absolute", "tar-symlink-out", "tar-symlink-absolute",
+     "tar-hardlink-out"],
+)
+def test_archive_with_members_escaping_the_target_is_refused(tmp_path, case):
+    filename, data = _unsafe_archives(tmp_path)[case]
+    archive = tmp_path / "in" / filename
+    archive.parent.mkdir()
+    archive.write_bytes(data)
+    target = tmp_path / "out" / "data" / "target"
+
+    with pytest.raises(FetchError, match="refusing to extract") as caught:
+        fetch_asset("bad", {"urls": [], "md5": None, "filename": filename, "local": str(archive)},
+                    tmp_path / "out" / "dl", target, progress=False)
+
+    assert "evil" in str(caught.value) or str(tmp_path) in str(caught.value)  # the member at fault is named
+    assert files_under(tmp_path) == {f"in/{filename}"}  # nothing written anywhere, not even the harmless member
+    assert not any(p.is_symlink() for p in tmp_path.rglob("*"))
+
+
+def test_local_archive_is_verified_and_used_in_place(tmp_path, refused_url):
+    data = make_coco_zip()
+    archive = tmp_path / "my_datasets" / "train2014.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(data)
+    downloads, target = tmp_path / "dl", tmp_path / "coco"
+
+    result = fetch_asset_result("coco_train2014", spec_for([refused_url], data, local=str(archive)), downloads,
+                                target, progress=False)
+
+    assert result.archive == archive and result.source == str(archive) and result.md5 == md5_of(data)
+    assert not downloads.exists()  # not copied
+    assert_coco_extracted(target)
+
+    kept = fetch_asset("w", spec_for([], data, local=str(archive), extract=False), downloads, target, progress=False)
+    assert kept == archive
+
+    wrong = spec_for([], b"other bytes", local=str(archive))
+    with pytest.raises(FetchError) as caught:
+        fetch_asset("coco_train2014", wrong, downloads, tmp_path / "coco2", config_key="profiles.paper.assets.x",
+                    progress=False)
+    assert str(archive) in str(caught.value) and "profiles.paper.assets.x.local" in str(caught.value)
+    assert md5_of(data) in str(caught.value) and md5_of(b"other bytes") in str(caught.value)
+
+
+def test_local_extracted_folder_is_used_as_it_is(tmp_path, caplog):
+    folder = tmp_path / "coco_on_nfs"
+    (folder / "train2014").mkdir(parents=True)
+    spec = spec_for(["http://127.0.0.1:9/never.zip"], None, local=str(folder))
+    with caplog.at_level(logging.WARNING, logger="drmoe_repro.data.fetch"):
+        result = fetch_asset_result("coco_train2014", spec, tmp_path / "dl", tmp_path / "coco", progress=False)
+    assert result.path == folder and result.md5 is None
+    assert "no checksum is possible" in caplog.text
+    assert not (tmp_path / "dl").exists() and not (tmp_path / "coco").exists()
+
+    with pytest.raises(FetchError, match="does not exist"):
+        fetch_asset("coco_train2014", spec_for([], None, local=str(tmp_path / "nope")), tmp_path / "dl",
+                    tmp_path / "coco", progress=False)
+
+
+def test_two_voc_tars_share_one_folder(server, tmp_path):
+    # The config extracts both VOC tars into voc/: the second must merge into the first, not replace it.
+    trainval, test = _tar_with(VOC_TRAINVAL), _tar_with(VOC_TEST)
+    specs = {
+        "voc2007_trainval": spec_for([server.serve("/tv.tar", trainval)], trainval, "VOCtrainval_06-Nov-2007.tar"),
+        "voc2007_test": spec_for([server.serve("/t.tar", test)], test, "VOCtest_06-Nov-2007.tar"),
+    }
+    for name, spec in specs.items():
+        fetch_asset(name, spec, tmp_path / "dl", tmp_path / "voc", progress=False)
+    extracted = files_under(tmp_path / "voc")
+    assert set(VOC_TRAINVAL) | set(VOC_TEST) <= extracted
+    assert {".voc2007_trainval.extracted.json", ".voc2007_test.extracted.json"} <= extracted
+
+
+def test_extract_archive_handles_tgz(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        info = tarfile.TarInfo("glove/words.txt")
+        info.size = 5
+        tf.addfile(info, io.BytesIO(b"hello"))
+    (tmp_path / "g.tgz").write_bytes(buffer.getvalue())
+    assert extract_archive(tmp_path / "g.tgz", tmp_path / "out") == 1
+    assert (tmp_path / "out" / "glove" / "words.txt").read_bytes() == b"hello"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The CLI subcommand
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="drmoe-repro fetch")
+    fetch_command.configure_parser(parser)
+    return fetch_command.run(parser.parse_args(argv))
+
+
+def test_cli_fetches_and_writes_the_done_marker(server, tmp_path, capsys):
+    data = _tar_with(VOC_TEST)
+    url = server.serve("/VOCtest_06-Nov-2007.tar", data)
+    data_dir = tmp_path / "results" / "paper" / "data"
+    config = {
+        "profile": "demo",
+        "profiles": {
+            "demo": {"data_dir": str(tmp_path / "demo")},
+            "paper": {
+                "data_dir": str(data_dir),
+                "assets": {
+                    "voc2007_test": {**spec_for([url], data, "VOCtest_06-Nov-2007.tar"), "extract_to": "voc"},
+                },
+            },
+        },
+    }
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(json.dumps(config))  # JSON is YAML
+
+    assert _cli(["--asset", "voc2007_test", "--config", str(config_path), "--profile", "paper", "--no-progress"]) == 0
+    done = json.loads((data_dir / "voc2007_test.fetched.json").read_text())
+    assert done["source"] == url and done["md5"] == md5_of(data) and done["profile"] == "paper"
+    assert done["path"] == str(data_dir / "voc")
+    assert (data_dir / "voc" / "VOCdevkit/VOC2007/JPEGImages/000001.jpg").exists()
+    assert (data_dir / "downloads" / "VOCtest_06-Nov-2007.tar").exists()
+
+    assert _cli(["--asset", "voc2007_tset", "--config", str(config_path), "--profile", "paper"]) == 1
+    assert "available: voc2007_test" in capsys.readouterr().err
+    assert _cli(["--asset", "voc2007_test", "--config", str(config_path)]) == 1  # default profile: demo
+    assert "profiles with assets: paper" in capsys.readouterr().err
+
+
+def test_cli_help_explains_itself():
+    parser = argparse.ArgumentParser(prog="drmoe-repro fetch")
+    fetch_command.configure_parser(parser)
+    text = parser.format_help()
+    for option in ("--asset", "--config", "--profile", "--timeout", "--no-progress", "local"):
+        assert option in text
+    assert isinstance(fetch_command.HELP, str) and "\n" not in fetch_command.HELP

@@ -1,0 +1,43 @@
+# Train and evaluate one (data set, system, seed) run into DESIGN.md's run directory.
+
+
+rule train:
+    input:
+        index="results/{profile}/index/{dataset}/train.npz",
+    output:
+        model="results/{profile}/runs/{dataset}/{system}/seed{seed}/model.pt",
+        summary="results/{profile}/runs/{dataset}/{system}/seed{seed}/train.json",
+    log:
+        "results/{profile}/logs/train/{dataset}_{system}_seed{seed}.log",
+    params:
+        args=lambda w: cli_args(w.profile),
+        run=run_signature,
+    threads: lambda w: profile_of(config, w.profile)["torch_threads"]
+    conda:
+        ENV
+    shell:
+        "PYTHONPATH=src python -m drmoe_repro train {params.args} --dataset {wildcards.dataset} --system {wildcards.system} "
+        "--seed {wildcards.seed} --no-progress 2>&1 | tee {log}"
+
+
+rule evaluate:
+    input:
+        model="results/{profile}/runs/{dataset}/{system}/seed{seed}/model.pt",
+        summary="results/{profile}/runs/{dataset}/{system}/seed{seed}/train.json",
+        train_index="results/{profile}/index/{dataset}/train.npz",
+        test_index="results/{profile}/index/{dataset}/test.npz",
+    output:
+        predictions="results/{profile}/runs/{dataset}/{system}/seed{seed}/predictions.npz",
+        metrics="results/{profile}/runs/{dataset}/{system}/seed{seed}/metrics.json",
+        conventions="results/{profile}/runs/{dataset}/{system}/seed{seed}/conventions.csv",
+        run="results/{profile}/runs/{dataset}/{system}/seed{seed}/run.json",
+    log:
+        "results/{profile}/logs/evaluate/{dataset}_{system}_seed{seed}.log",
+    params:
+        args=lambda w: cli_args(w.profile),
+    threads: lambda w: profile_of(config, w.profile)["torch_threads"]
+    conda:
+        ENV
+    shell:
+        "PYTHONPATH=src python -m drmoe_repro evaluate {params.args} --dataset {wildcards.dataset} --system {wildcards.system} "
+        "--seed {wildcards.seed} --no-progress 2>&1 | tee {log}"
