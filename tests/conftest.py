@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from drmoe_repro.data.demo import write_demo_coco, write_demo_voc
+
+# One intra-op thread, as the pipeline's profiles pin it: small tensors on a shared 2-core machine run many times
+# slower with two threads fighting over the cores, and the thread count is part of what makes runs reproducible.
+torch.set_num_threads(1)
 
 DEMO_SEED = 7
 DEMO_VOC_SIZES = {"n_trainval": 150, "n_test": 150}

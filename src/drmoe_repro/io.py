@@ -88,6 +88,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """`torch.save`, atomically and byte-deterministically.
+
+    torch.save names the records inside its zip after the file it writes to; saving to a buffer first keeps the
+    random temporary name out of the bytes.
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
 def load_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)

@@ -35,6 +35,16 @@ def dataset_signature(wildcards):
     return json.dumps(profile_of(config, wildcards.profile)["datasets"][wildcards.dataset], sort_keys=True)
 
 
+def model_assets(wildcards):
+    """Fetch markers of what every training run needs (ImageNet weights, GloVe); none on the demo profile."""
+    prof = profile_of(config, wildcards.profile)
+    return [str(fetched_marker(prof, asset)) for asset in prof.get("model_assets", [])]
+
+
+def gpus(wildcards):
+    return profile_of(config, wildcards.profile)["gpus_per_run"]
+
+
 def fetched_assets(wildcards):
     """Fetch markers the data set needs (none for the generated demo data)."""
     prof = profile_of(config, wildcards.profile)

@@ -4,6 +4,7 @@
 rule train:
     input:
         index="results/{profile}/index/{dataset}/train.npz",
+        assets=model_assets,
     output:
         model="results/{profile}/runs/{dataset}/{system}/seed{seed}/model.pt",
         summary="results/{profile}/runs/{dataset}/{system}/seed{seed}/train.json",
@@ -13,6 +14,8 @@ rule train:
         args=lambda w: cli_args(w.profile),
         run=run_signature,
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
+    resources:
+        gpu=gpus,
     conda:
         ENV
     shell:
@@ -36,6 +39,8 @@ rule evaluate:
     params:
         args=lambda w: cli_args(w.profile),
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
+    resources:
+        gpu=gpus,
     conda:
         ENV
     shell:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from drmoe_repro.commands.common import add_run_arguments, config_and_profile
-from drmoe_repro.config import index_path, resolve_run, run_dir
+from drmoe_repro.config import index_path, profile_of, resolve_run, run_dir
+from drmoe_repro.data.prepare import model_extras
 from drmoe_repro.engine.evaluate import evaluate_run
 from drmoe_repro.metrics import headline
 
@@ -21,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
     config, profile = config_and_profile(args)
     cfg = resolve_run(config, profile, args.dataset, args.system, args.seed)
     results = evaluate_run(cfg, index_path(profile, args.dataset, "train"), index_path(profile, args.dataset, "test"),
-                           run_dir(profile, args.dataset, args.system, args.seed), progress=not args.no_progress)
+                           run_dir(profile, args.dataset, args.system, args.seed), progress=not args.no_progress,
+                           extras=model_extras(profile_of(config, profile)))
     top = headline(results)
     print(f"{args.system}/{args.dataset} seed {args.seed}: mAP {100 * top['mAP']:.2f}  OF1 {100 * top['OF1']:.2f}  "
           f"CF1 {100 * top['CF1']:.2f}  (label prior mAP {100 * results['reference']['label_prior_mAP']:.2f})")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from drmoe_repro.commands.common import add_run_arguments, config_and_profile
-from drmoe_repro.config import index_path, resolve_run, run_dir
+from drmoe_repro.config import index_path, profile_of, resolve_run, run_dir
+from drmoe_repro.data.prepare import model_extras
 from drmoe_repro.engine.train import train_run
 
 HELP = ("Train one run (paper §4.2 recipe by default) into results/<profile>/runs/<dataset>/<system>/seed<k>/, "
@@ -20,5 +21,6 @@ def run(args: argparse.Namespace) -> int:
     config, profile = config_and_profile(args)
     cfg = resolve_run(config, profile, args.dataset, args.system, args.seed)
     train_run(cfg, index_path(profile, args.dataset, "train"), run_dir(profile, args.dataset, args.system, args.seed),
-              progress=not args.no_progress)
+              progress=not args.no_progress,
+              extras=model_extras(profile_of(config, profile)))
     return 0

@@ -1,10 +1,19 @@
-"""A torch Dataset over a LabelIndex: decoded image tensor + target row."""
+"""Torch datasets over a LabelIndex: decoded, transformed image + target row.
+
+Training augmentations are seeded per (run seed, epoch, image), so an image's crop and flip do not depend on the
+order it is drawn in, on DataLoader workers, on the number of data-parallel processes, or on where a resumed run
+restarted. Keys are `(image index, epoch)` pairs (see engine.distributed.GlobalBatchSampler); a plain int key
+(evaluation) applies the transform unseeded, as it is deterministic there.
+"""
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from torchvision.io import decode_jpeg, read_file, ImageReadMode
 
 from drmoe_repro.data.images import read_rgb
 from drmoe_repro.data.index import IGNORED, POSITIVE, LabelIndex
@@ -20,15 +29,58 @@ def training_targets(targets: np.ndarray, difficult_in_training: str = "ignore")
     return out
 
 
+@contextlib.contextmanager
+def seeded_rng(seed: int, epoch: int, item: int):
+    """Run the block with torch's CPU RNG seeded from (seed, epoch, item), restoring the RNG afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((seed * 1_000_003 + epoch) * 10_000_019 + item)
+        yield
+
+
 class ImageLabelDataset(Dataset):
-    def __init__(self, index: LabelIndex, transform, targets: np.ndarray | None = None):
+    """Item `(i, epoch)` -> (transformed image [3, H, W], target row [L], i).
+
+    With `decode_on_device`, the item is the still-encoded JPEG instead (a uint8 byte tensor), for the training
+    loop to decode and augment on the GPU (`decode_and_transform`).
+    """
+
+    def __init__(self, index: LabelIndex, transform, targets: np.ndarray | None = None, seed: int = 0,
+                 decode_on_device: bool = False):
         self.index = index
         self.transform = transform
         self.targets = torch.from_numpy((index.targets if targets is None else targets).astype(np.float32))
+        self.seed = seed
+        self.decode_on_device = decode_on_device
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, epoch = key if isinstance(key, tuple) else (key, None)
+        if self.decode_on_device:
+            return read_file(str(self.index.path_of(i))), self.targets[i], i, -1 if epoch is None else epoch
         image = read_rgb(self.index.path_of(i))  # uint8 [3, H, W]; raises naming the file if corrupt
-        return self.transform(image), self.targets[i], i
+        if epoch is None:
+            return self.transform(image), self.targets[i], i
+        with seeded_rng(self.seed, epoch, i):
+            return self.transform(image), self.targets[i], i
+
+
+def collate_encoded(batch):
+    """Collate for `decode_on_device`: JPEG byte tensors stay a list (their lengths differ)."""
+    encoded, targets, items, epochs = zip(*batch)
+    return list(encoded), torch.stack(targets), torch.tensor(items), torch.tensor(epochs)
+
+
+def decode_and_transform(encoded: list[torch.Tensor], items, epochs, transform, seed: int,
+                         device: torch.device) -> torch.Tensor:
+    """Decode a batch of JPEGs on `device` (nvjpeg on a GPU) and apply the seeded per-image transform there."""
+    images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)  # list of uint8 [3, H, W] on device
+    out = []
+    for image, item, epoch in zip(images, items.tolist(), epochs.tolist()):
+        if epoch < 0:
+            out.append(transform(image))
+        else:
+            with seeded_rng(seed, epoch, item):
+                out.append(transform(image))
+    return torch.stack(out)  # [B, 3, S, S]

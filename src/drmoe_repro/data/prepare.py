@@ -18,6 +18,16 @@ def fetched_marker(prof: dict, asset: str) -> Path:
     return Path(prof["data_dir"]) / f"{asset}.fetched.json"
 
 
+def model_extras(prof: dict) -> dict:
+    """Files models may read at construction: the GloVe folder when the profile fetches GloVe (ML-GCN)."""
+    extras = {}
+    for asset in prof.get("model_assets", []):
+        spec = prof["assets"][asset]
+        if asset.startswith("glove"):
+            extras["glove"] = str(Path(prof["data_dir"]) / spec.get("extract_to", asset))
+    return extras
+
+
 def generate_demo(prof: dict, dataset: str) -> None:
     spec = prof["datasets"][dataset]
     root, seed, counts = dataset_root(prof, dataset), prof["demo_seed"], spec["demo_images"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from drmoe_repro.io import atomic_path
+from drmoe_repro.io import save_torch
 
 
 def rng_states(generator: torch.Generator) -> dict:
@@ -38,8 +38,7 @@ def restore_rng_states(states: dict, generator: torch.Generator) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -47,11 +47,12 @@ def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool
     return score_matrix, gate_tensor
 
 
-def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True) -> dict:
+def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True,
+                 extras: dict | None = None) -> dict:
     make_deterministic(cfg["seed"], cfg["torch_threads"])
     started = time.perf_counter()
     index = LabelIndex.load(test_index)
-    model = load_trained_model(cfg, train_index, run_dir)
+    model = load_trained_model(cfg, train_index, run_dir, extras)
     scores, gates = predict(model, index, cfg, progress)
     wall = time.perf_counter() - started
 

@@ -2,8 +2,12 @@
 
 Adam with coupled weight decay, step decay x lr_gamma at the configured fractions of the epochs (the paper's 30 and
 40 of 50), BCE over the labels that are not ignored (eq 10) plus the model's auxiliary loss (DR-MoE's entropy
-term, eqs 11-12). A checkpoint after every epoch; `model.pt` (final weights) and `train.json` (loss history,
-timing) at the end.
+term, eqs 11-12); other recipes come from engine/recipes.py. A checkpoint after every epoch; `model.pt` (final
+weights) and `train.json` (loss history, timing) at the end.
+
+Speed options (profile `train:` block): bf16 autocast, channels_last, torch.compile, gradient accumulation, and
+JPEG decoding on the training device (`input.decode: device`, nvjpeg on a GPU). Under torchrun each process
+trains on its share of every global batch (engine/distributed.py) and only the first process writes files.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from drmoe_repro.data.dataset import ImageLabelDataset, training_targets
+from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform, training_targets
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from drmoe_repro.engine.determinism import make_deterministic, seed_worker
-from drmoe_repro.io import atomic_path, save_json
+from drmoe_repro.engine.distributed import GlobalBatchSampler, init_distributed, shutdown_distributed
+from drmoe_repro.engine.recipes import build_optimizer
+from drmoe_repro.io import save_json, save_torch
 from drmoe_repro.models.registry import DataInfo, build_model
 
 
@@ -42,38 +49,80 @@ def training_loss(out: dict, targets: torch.Tensor) -> torch.Tensor:
     """Eq 10 (+ the model's auxiliary term, eq 11); a model with its own objective (CNN-RNN) returns "loss"."""
     if "loss" in out:
         return out["loss"]
-    return masked_bce(out["logits"], targets) + out.get("aux_loss", 0.0)
+    return masked_bce(out["logits"].float(), targets) + out.get("aux_loss", 0.0)
 
 
-def lr_milestone_epochs(train_cfg: dict) -> list[int]:
-    return [int(round(f * train_cfg["epochs"])) for f in train_cfg["lr_milestones"]]
+def data_info_for(index: LabelIndex, extras: dict | None = None) -> DataInfo:
+    return DataInfo(label_names=index.label_names, train_targets=index.targets, extras=extras or {})
 
 
-def data_info_for(index: LabelIndex) -> DataInfo:
-    return DataInfo(label_names=index.label_names, train_targets=index.targets)
+def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *, precision: str = "fp32",
+               accum_steps: int = 1, grad_clip: float | None = None) -> torch.Tensor:
+    """One optimiser step over a batch, split into `accum_steps` micro-batches; returns the batch's mean loss.
+
+    Raises NonFiniteLossError before any weight changes if a micro-batch's loss is NaN or Inf.
+    """
+    autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    optimizer.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=images.device)
+    for micro_images, micro_targets in zip(images.chunk(accum_steps), targets.chunk(accum_steps)):
+        with autocast:
+            loss = training_loss(model(micro_images, micro_targets), micro_targets)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss is {loss.item()}")
+        (loss / accum_steps).backward()
+        total += loss.detach() / accum_steps
+    if grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return total
 
 
-def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True) -> dict:
+def _device_for(cfg: dict, local_rank: int) -> torch.device:
+    if cfg["device"] == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("the profile asks for device: cuda, but no CUDA device is visible")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True, extras: dict | None = None) -> dict:
     """Train the run described by `cfg` (config.resolve_run) and write model.pt and train.json to run_dir."""
+    ctx = init_distributed(cfg["device"])
+    try:
+        return _train(cfg, train_index, run_dir, progress, extras, ctx)
+    finally:
+        shutdown_distributed(ctx)
+
+
+def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     generator = make_deterministic(cfg["seed"], cfg["torch_threads"])
-    device = torch.device(cfg["device"])
+    device = _device_for(cfg, ctx.local_rank)
+    train, seed = cfg["train"], cfg["seed"]
     index = LabelIndex.load(train_index)
     targets = training_targets(index.targets, cfg["data"].get("difficult_in_training", "ignore"))
-    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index)).to(device)
+    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, extras)).to(device)
+    if train.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler, grad_clip = build_optimizer(model, cfg["model_name"], train)  # engine/recipes.py
+    step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if ctx.enabled else model
+    if train.get("compile"):
+        step_model = torch.compile(step_model)
 
-    train = cfg["train"]
-    optimizer = torch.optim.Adam(model.parameters(), lr=train["lr"], weight_decay=train["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, lr_milestone_epochs(train), gamma=train["lr_gamma"])
-    dataset = ImageLabelDataset(index, build_train_transform(cfg["input"]), targets)
+    transform = build_train_transform(cfg["input"])
+    on_device = cfg["input"].get("decode", "cpu") == "device"
+    sampler = GlobalBatchSampler(len(index), cfg["data"]["batch_size"], seed, ctx)
     loader = DataLoader(
-        dataset,
-        batch_size=cfg["data"]["batch_size"],
-        shuffle=True,
-        generator=generator,
+        ImageLabelDataset(index, None if on_device else transform, targets, seed=seed, decode_on_device=on_device),
+        batch_sampler=sampler,
         num_workers=train["num_workers"],
         worker_init_fn=seed_worker,
+        generator=generator,
+        collate_fn=collate_encoded if on_device else None,
         pin_memory=device.type == "cuda",
+        persistent_workers=train["num_workers"] > 0,
     )
 
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -91,63 +140,72 @@ def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True
             print(f"{checkpoint_path} belongs to another configuration: training from scratch")
 
     started = time.perf_counter()
-    images_seen = 0
-    step = start_epoch * len(loader)
+    images_seen, step = 0, start_epoch * len(sampler)
+    channels_last = torch.channels_last if train.get("channels_last") else torch.contiguous_format
     for epoch in range(start_epoch, train["epochs"]):
-        model.train()
-        total, batches = 0.0, 0
+        sampler.set_epoch(epoch)
+        step_model.train()
+        losses = []
         bar = tqdm(loader, desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
-                   disable=not progress, leave=False)
-        for images, batch_targets, _ in bar:
-            images, batch_targets = images.to(device, non_blocking=True), batch_targets.to(device, non_blocking=True)
-            out = model(images, batch_targets)
-            loss = training_loss(out, batch_targets)
+                   disable=not (progress and ctx.is_main), leave=False)
+        for batch in bar:
+            if on_device:
+                encoded, batch_targets, items, epochs = batch
+                images = decode_and_transform(encoded, items, epochs, transform, seed, device)
+            else:
+                images, batch_targets, _ = batch
+            images = images.to(device, non_blocking=True, memory_format=channels_last)
+            batch_targets = batch_targets.to(device, non_blocking=True)
             step += 1
-            if not torch.isfinite(loss):
+            try:
+                loss = train_step(step_model, optimizer, images, batch_targets, precision=train.get("precision", "fp32"),
+                                  accum_steps=train.get("accum_steps", 1), grad_clip=grad_clip)
+            except NonFiniteLossError as exc:
                 raise NonFiniteLossError(
-                    f"loss is {loss.item()} at step {step} (epoch {epoch + 1}) of {run_dir}; "
-                    f"the last good checkpoint is kept at {checkpoint_path}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            batches += 1
-            images_seen += images.shape[0]
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+                    f"{exc} at step {step} (epoch {epoch + 1}) of {run_dir}; the run stopped and the last good "
+                    f"checkpoint is kept at {checkpoint_path}"
+                ) from None
+            losses.append(loss)  # a device tensor: no host sync per step
+            images_seen += images.shape[0] * ctx.world_size
+            if progress and ctx.is_main and step % 10 == 0:
+                bar.set_postfix(loss=f"{loss.item():.4f}")
         scheduler.step()
-        history.append({"epoch": epoch + 1, "mean_loss": total / max(batches, 1), "lr": optimizer.param_groups[0]["lr"]})
-        print(f"{cfg['system']}/{cfg['dataset']} seed {cfg['seed']}: epoch {epoch + 1}/{train['epochs']} "
-              f"mean loss {history[-1]['mean_loss']:.4f}", flush=True)
-        save_checkpoint(checkpoint_path, {
-            "config": repr(cfg),
-            "epoch": epoch + 1,
-            "history": history,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": rng_states(generator),
-        })
+        mean_loss = torch.stack(losses).mean().item() if losses else math.nan
+        history.append({"epoch": epoch + 1, "mean_loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]})
+        if ctx.is_main:
+            print(f"{cfg['system']}/{cfg['dataset']} seed {seed}: epoch {epoch + 1}/{train['epochs']} "
+                  f"mean loss {mean_loss:.4f}", flush=True)
+            save_checkpoint(checkpoint_path, {
+                "config": repr(cfg),
+                "epoch": epoch + 1,
+                "history": history,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_states(generator),
+            })
+        ctx.barrier()
 
     wall = time.perf_counter() - started
-    with atomic_path(run_dir / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
     summary = {
         "history": history,
         "num_parameters": sum(p.numel() for p in model.parameters()),
+        "world_size": ctx.world_size,
         "timing": {
             "wall_s": round(wall, 3),
             "images_per_s": round(images_seen / wall, 2) if wall > 0 else math.nan,
             "resumed_from_epoch": start_epoch,
         },
     }
-    save_json(run_dir / "train.json", summary)
+    if ctx.is_main:
+        save_torch(run_dir / "model.pt", model.state_dict())
+        save_json(run_dir / "train.json", summary)
     return summary
 
 
-def load_trained_model(cfg: dict, train_index: Path, run_dir: Path) -> torch.nn.Module:
+def load_trained_model(cfg: dict, train_index: Path, run_dir: Path, extras: dict | None = None) -> torch.nn.Module:
     index = LabelIndex.load(train_index)
-    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index))
+    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, extras))
     model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
     return model
 

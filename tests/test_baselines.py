@@ -1,0 +1,332 @@
+"""The paper's baselines (ML-GCN, ADD-GCN, CNN-RNN), their label statistics, and the training recipes."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
+from drmoe_repro.engine.recipes import build_optimizer, one_cycle_factor
+from drmoe_repro.engine.train import training_loss
+from drmoe_repro.models import DataInfo, build_model
+from drmoe_repro.models.backbone import global_max_pool
+from drmoe_repro.models.cnnrnn import IGNORE
+from drmoe_repro.models.label_graph import (
+    GLOVE_DIM,
+    binarise,
+    conditional_probabilities,
+    frequency_order,
+    mlgcn_adjacency,
+    reweight,
+)
+
+TINY = {"backbone": "tiny_cnn", "pretrained": False, "label_embedding": "random", "mlgcn_hidden": 24,
+        "addgcn_dim": 16, "cnnrnn_embed": 16, "cnnrnn_hidden": 32, "cnnrnn_beam": 2}
+
+# Labels A, B, C, D. count(A) = 4, count(B) = 2, count(C) = 1, count(D) = 0; -1 (ignored) counts as absent.
+HAND_MADE = np.array([
+    [1, 1, 0, 0],
+    [1, 1, 0, 0],
+    [1, 0, 1, 0],
+    [1, -1, 0, 0],
+    [0, 0, 0, -1],
+], dtype=np.int8)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from a second thread, and on a shared 2-core machine two threads per process spin
+    and wait on each other (the toy training below: 2 s on one thread, ~50 s on two under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _info(targets=HAND_MADE, names=None, extras=None):
+    names = names or tuple(f"label{i}" for i in range(targets.shape[1]))
+    return DataInfo(label_names=tuple(names), train_targets=targets, extras=extras or {})
+
+
+def _build(name, info=None, **overrides):
+    torch.manual_seed(0)
+    return build_model(name, {**TINY, **overrides}, info or _info())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ML-GCN's label graph
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_conditional_probabilities_count_positives_only():
+    probs = conditional_probabilities(HAND_MADE)
+    expected = np.array([
+        [0, 2 / 4, 1 / 4, 0],  # P(B|A) = 2/4, P(C|A) = 1/4 (the ignored B of row 4 is not a co-occurrence)
+        [1, 0, 0, 0],  # P(A|B) = 2/2
+        [1, 0, 0, 0],  # P(A|C) = 1/1
+        [0, 0, 0, 0],  # D is never positive
+    ])
+    np.testing.assert_allclose(probs, expected)
+
+
+def test_binarisation_keeps_edges_at_or_above_tau():
+    probs = conditional_probabilities(HAND_MADE)
+    np.testing.assert_array_equal(binarise(probs, 0.4), [[0, 1, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    assert binarise(probs, 0.5)[0, 1] == 1  # P(B|A) = 0.5 is kept at tau = 0.5
+    assert binarise(probs, 0.25)[0, 2] == 1 and binarise(probs, 0.26)[0, 2] == 0
+
+
+def test_paper_reweighting_spreads_p_over_each_row_and_keeps_one_minus_p_on_the_diagonal():
+    binary = np.array([[0, 1, 1], [1, 0, 0], [0, 0, 0]], dtype=float)
+    out = reweight(binary, 0.2, "paper")
+    np.testing.assert_allclose(out, [[0.8, 0.1, 0.1], [0.2, 0.8, 0.0], [0.0, 0.0, 0.8]])
+    np.testing.assert_allclose(out[:2].sum(axis=1), 1.0)  # a row with neighbours sums to 1 (eq 8 of ML-GCN)
+
+
+def test_published_reweighting_scales_columns_to_p_and_adds_the_identity():
+    binary = np.array([[0, 1, 1], [1, 0, 0], [0, 1, 0]], dtype=float)
+    out = reweight(binary, 0.25, "published")
+    np.testing.assert_allclose(out, [[1, 0.125, 0.25], [0.25, 1, 0], [0, 0.125, 1]])
+    np.testing.assert_allclose((out - np.eye(3)).sum(axis=0), 0.25)
+
+
+def test_normalised_graph_of_the_hand_made_labels():
+    paper = mlgcn_adjacency(HAND_MADE, tau=0.4, p=0.25, variant="paper").numpy()
+    # A' = [[.75, .25, 0, 0], [.25, .75, 0, 0], [.25, 0, .75, 0], [0, 0, 0, .75]]; degrees 1, 1, 1, .75.
+    expected = np.array([[0.75, 0.25, 0, 0], [0.25, 0.75, 0, 0], [0.25, 0, 0.75, 0], [0, 0, 0, 1.0]])
+    np.testing.assert_allclose(paper, expected, rtol=1e-6)
+    published = mlgcn_adjacency(HAND_MADE, tau=0.4, p=0.25, variant="published").numpy()
+    # A' = p * B / column sums + I = [[1, .25, 0, 0], [.125, 1, 0, 0], [.125, 0, 1, 0], [0, 0, 0, 1]],
+    # degrees (row sums) 1.25, 1.125, 1.125, 1; the released code propagates along A'^T.
+    d = np.array([1.25, 1.125, 1.125, 1.0])
+    a = np.array([[1, 0.25, 0, 0], [0.125, 1, 0, 0], [0.125, 0, 1, 0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(published, a.T / np.sqrt(np.outer(d, d)), rtol=1e-6)
+    assert published[0, 1] == pytest.approx(0.125 / math.sqrt(1.25 * 1.125), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ML-GCN
+# ----------------------------------------------------------------------------------------------------------------
+
+def _write_glove(path, vectors):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("the " + " ".join(["0.5"] * GLOVE_DIM) + "\n")
+        for word, vector in vectors.items():
+            handle.write(word + " " + " ".join(f"{v:.4f}" for v in vector) + "\n")
+
+
+def test_glove_embedding_is_read_from_the_file_the_data_names(tmp_path):
+    rng = np.random.default_rng(0)
+    vectors = {w: rng.normal(size=GLOVE_DIM).round(4) for w in ("cat", "dog", "traffic", "light")}
+    glove = tmp_path / "glove.6B.300d.txt"
+    _write_glove(glove, vectors)
+    info = _info(HAND_MADE[:, :3], names=("cat", "dog", "traffic light"), extras={"glove": str(glove)})
+    model = _build("ml_gcn", info, label_embedding="glove")
+    expected = np.stack([vectors["cat"], vectors["dog"], (vectors["traffic"] + vectors["light"]) / 2])
+    np.testing.assert_allclose(model.embedding.numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_glove_without_a_file_is_an_error_not_a_silent_fallback():
+    with pytest.raises(ValueError, match="glove"):
+        _build("ml_gcn", label_embedding="glove")
+
+
+def test_random_embedding_is_fixed_whatever_the_run_seed():
+    torch.manual_seed(1)
+    first = build_model("ml_gcn", TINY, _info()).embedding
+    torch.manual_seed(2)
+    second = build_model("ml_gcn", TINY, _info()).embedding
+    torch.testing.assert_close(first, second)
+    assert first.shape == (4, GLOVE_DIM)
+    assert torch.cdist(first, first)[~torch.eye(4, dtype=torch.bool)].min() > 0.5  # distinct labels, distinct inputs
+
+
+def test_mlgcn_logits_are_max_pooled_features_times_the_gcn_classifiers():
+    model = _build("ml_gcn", mlgcn_reweight="paper").eval()
+    torch.testing.assert_close(model.adjacency, mlgcn_adjacency(HAND_MADE, 0.4, 0.25, "paper"))
+    assert "adjacency" in model.state_dict() and "adjacency" not in dict(model.named_parameters())
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        features = global_max_pool(model.backbone(images))  # [B, C]
+        adj = model.adjacency
+        hidden = torch.nn.functional.leaky_relu(adj @ model.embedding @ model.gc1.weight, 0.2)
+        classifiers = adj @ hidden @ model.gc2.weight  # [L, C]
+        torch.testing.assert_close(model(images)["logits"], features @ classifiers.t())
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ADD-GCN
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_addgcn_logits_are_the_mean_of_the_cam_and_graph_branches():
+    model = _build("add_gcn").eval()
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(images)
+        cam_max = model.cam(model.backbone(images)).amax(dim=(2, 3))  # [B, L]
+    torch.testing.assert_close(out["s_m"], cam_max)
+    torch.testing.assert_close(out["logits"], (out["s_m"] + out["s_r"]) / 2)
+    assert not torch.allclose(out["s_m"], out["s_r"])
+
+
+def test_addgcn_dynamic_graph_depends_on_the_image():
+    model = _build("add_gcn").eval()
+    nodes = torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(0))  # [B, L, D]
+    with torch.no_grad():
+        glob = model.gcn._global_node(nodes)[:, None].expand_as(nodes)
+        adjacency = torch.sigmoid(model.gcn.adjacency_head(torch.cat([glob, nodes], dim=-1)))
+    assert adjacency.shape == (2, 4, 4) and (adjacency[0] - adjacency[1]).abs().max() > 1e-4
+
+
+def test_addgcn_trains_on_a_last_batch_of_one_image():
+    model = _build("add_gcn").train()
+    images = torch.randn(1, 3, 32, 32)
+    out = model(images, torch.ones(1, 4))
+    assert torch.isfinite(out["logits"]).all()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CNN-RNN
+# ----------------------------------------------------------------------------------------------------------------
+
+def test_frequency_order_most_frequent_first_ties_by_index():
+    targets = np.array([[1, 1, 0, 1], [0, 1, -1, 1], [0, 1, -1, 0]], dtype=np.int8)  # counts 1, 3, 0, 2
+    np.testing.assert_array_equal(frequency_order(targets), [1, 3, 0, 2])
+    np.testing.assert_array_equal(frequency_order(np.zeros((2, 3), np.int8)), [0, 1, 2])
+
+
+def test_target_sequences_follow_the_frequency_order_then_end():
+    model = _build("cnn_rnn")  # frequency order of HAND_MADE: A (4), B (2), C (1), D (0) -> END is token 4
+    targets = torch.tensor([[0, 1, 1, 1], [1, -1, 0, 0], [0, 0, 0, 0]])
+    expected = torch.tensor([[1, 2, 3, 4], [0, 4, IGNORE, IGNORE], [4, IGNORE, IGNORE, IGNORE]])
+    torch.testing.assert_close(model.target_sequences(targets), expected)
+    reordered = _build("cnn_rnn", _info(HAND_MADE[:, ::-1].copy()))  # counts 0, 1, 2, 4: order 3, 2, 1, 0
+    torch.testing.assert_close(reordered.target_sequences(torch.tensor([[1, 1, 0, 0]]))[0], torch.tensor([1, 0, 4]))
+
+
+def test_teacher_forcing_gives_a_finite_loss_that_replaces_the_bce_and_never_beam_searches(monkeypatch):
+    model = _build("cnn_rnn").train()
+
+    def no_beam_search(*args, **kwargs):
+        raise AssertionError("the training step must not run beam search")
+
+    monkeypatch.setattr(model, "beam_search", no_beam_search)
+    targets = torch.tensor([[1, 1, 0, 0], [1, -1, 0, 1], [0, 0, 0, 0]], dtype=torch.float32)
+    out = model(torch.randn(3, 3, 32, 32), targets)
+    assert torch.isfinite(out["loss"]) and out["loss"] > 0
+    assert training_loss(out, targets) is out["loss"]
+    assert out["logits"].shape == (3, 4) and torch.isfinite(out["logits"]).all()
+    # The ignored label of image 2 counts as absent: same sequence as with a 0 there.
+    torch.testing.assert_close(model.target_sequences(targets)[1], model.target_sequences(targets.clamp_min(0))[1])
+
+
+def test_beam_search_scores_every_label_in_zero_one_without_targets():
+    model = _build("cnn_rnn", cnnrnn_beam=3).eval()
+    images = torch.randn(5, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    scores, decoded = model.decode(images)
+    assert scores.shape == (5, 4) and decoded.shape == (5, 4)
+    assert ((scores >= 0) & (scores <= 1)).all() and (scores > 0).all()
+    torch.testing.assert_close(torch.sigmoid(model(images)["logits"]), scores.clamp(1e-6, 1 - 1e-6))
+
+
+def test_cnn_rnn_learns_to_decode_a_trivial_toy():
+    """Label c is present iff colour channel c is bright: all 8 label sets of 3 labels decode exactly after training."""
+    subsets = torch.tensor([[(s >> c) & 1 for c in range(3)] for s in range(8)], dtype=torch.float32)  # [8, 3]
+    gen = torch.Generator().manual_seed(0)
+    images = (subsets * 4 - 2)[:, :, None, None] + 0.1 * torch.randn(8, 3, 16, 16, generator=gen)  # [8, 3, 16, 16]
+    info = _info(subsets.numpy().astype(np.int8), names=("r", "g", "b"))
+    model = _build("cnn_rnn", info)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(150):
+        loss = model(images, subsets)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    scores, decoded = model.decode(images)
+    torch.testing.assert_close(decoded.float(), subsets)
+    assert (scores[subsets == 1] > 0.5).all()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Recipes
+# ----------------------------------------------------------------------------------------------------------------
+
+def _train_cfg(recipe, profile="demo"):
+    config = load_config(DEFAULT_CONFIG)
+    cfg = resolve_run(config, profile, "voc", "drmoe", 0)["train"]
+    return {**cfg, "recipe": recipe}
+
+
+def test_paper_recipe_is_adam_with_the_configs_lr_and_step_decay():
+    train = _train_cfg("paper")
+    model = _build("ml_gcn")
+    optimizer, scheduler, clip = build_optimizer(model, "ml_gcn", train)
+    assert type(optimizer) is torch.optim.Adam and clip is None
+    group = optimizer.param_groups[0]
+    assert group["lr"] == train["lr"] and group["weight_decay"] == train["weight_decay"]
+    epochs = train["epochs"]
+    assert sorted(scheduler.milestones) == [round(f * epochs) for f in train["lr_milestones"]]
+
+
+def test_published_mlgcn_recipe_is_sgd_with_a_ten_times_slower_backbone():
+    model = _build("ml_gcn")
+    optimizer, _, clip = build_optimizer(model, "ml_gcn", _train_cfg("published"))
+    assert type(optimizer) is torch.optim.SGD and clip == 10.0
+    head, backbone = optimizer.param_groups
+    assert backbone["lr"] == pytest.approx(0.01) and head["lr"] == pytest.approx(0.1)
+    assert backbone["momentum"] == 0.9 and head["weight_decay"] == 1e-4
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in model.backbone.parameters()}
+    assert {id(p) for p in head["params"]} == {id(model.gc1.weight), id(model.gc2.weight)}
+
+
+def test_published_addgcn_recipe_decays_at_epochs_30_and_40_of_50():
+    train = {**_train_cfg("published", "paper"), "epochs": 50}
+    optimizer, scheduler, clip = build_optimizer(_build("add_gcn"), "add_gcn", train)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.05, 0.005]) and clip == 10.0
+    assert sorted(scheduler.milestones) == [30, 40]
+
+
+def test_published_q2l_recipe_is_adamw_one_cycle_per_epoch():
+    train = {**_train_cfg("published"), "epochs": 10}
+    optimizer, scheduler, clip = build_optimizer(_build("plain"), "q2l", train)
+    assert type(optimizer) is torch.optim.AdamW and optimizer.param_groups[0]["weight_decay"] == 1e-2
+    lrs = []
+    for _ in range(10):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert max(lrs) <= 1e-4 and lrs.index(max(lrs)) in (1, 2)  # the peak at 20 % of the run
+    assert lrs[0] < lrs[1] and all(a > b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] < 1e-5
+    assert one_cycle_factor(0.0) == pytest.approx(1 / 25) and one_cycle_factor(0.2) == pytest.approx(1.0)
+    assert one_cycle_factor(1.0) == pytest.approx(1 / 25 / 1e4)
+
+
+def test_published_recipe_of_drmoe_and_cnn_rnn_is_the_papers():
+    train = _train_cfg("published")
+    for name in ("drmoe", "cnn_rnn"):
+        model = _build("plain")
+        optimizer, _, clip = build_optimizer(model, name, train)
+        assert type(optimizer) is torch.optim.Adam and clip is None
+        assert optimizer.param_groups[0]["lr"] == train["lr"]
+
+
+@pytest.mark.parametrize("name", ["ml_gcn", "add_gcn", "q2l"])
+def test_published_recipe_state_survives_a_weights_only_checkpoint(tmp_path, name):
+    """Resuming a run loads optimizer and scheduler state with torch.load(weights_only=True)."""
+    train = _train_cfg("published")
+    model = _build("ml_gcn")
+    optimizer, scheduler, _ = build_optimizer(model, name, train)
+    optimizer.step()
+    for _ in range(3):
+        scheduler.step()
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    optimizer2, scheduler2, _ = build_optimizer(model, name, train)
+    optimizer2.load_state_dict(state["optimizer"])
+    scheduler2.load_state_dict(state["scheduler"])
+    for opt, sched in ((optimizer, scheduler), (optimizer2, scheduler2)):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in optimizer2.param_groups] == [g["lr"] for g in optimizer.param_groups]

@@ -1,0 +1,163 @@
+"""Training engine: crash-safe resume, NaN stop, data-parallel agreement, the throughput benchmark, SLURM plan."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
+from drmoe_repro.data.voc import load_voc
+from drmoe_repro.engine import train as train_module
+from drmoe_repro.engine.checkpoint import load_checkpoint
+from drmoe_repro.engine.distributed import DistContext, GlobalBatchSampler
+from drmoe_repro.engine.train import NonFiniteLossError, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs a training in a fresh process (as `drmoe-repro train` or torchrun would), then scores the test split.
+DRIVER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from drmoe_repro.data.index import LabelIndex
+from drmoe_repro.engine.evaluate import predict
+from drmoe_repro.engine.train import load_trained_model, train_run
+from drmoe_repro.engine.distributed import init_distributed
+cfg = json.loads(Path(sys.argv[1]).read_text())
+train_index, test_index, run_dir = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+train_run(cfg, train_index, run_dir, progress=False)
+import os
+if os.environ.get("RANK", "0") == "0":
+    model = load_trained_model(cfg, train_index, run_dir)
+    scores, _ = predict(model, LabelIndex.load(test_index), cfg, progress=False)
+    np.save(run_dir / "scores.npy", scores)
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(demo_voc_root, tmp_path_factory):
+    """A tiny VOC-demo training configuration and its indices."""
+    folder = tmp_path_factory.mktemp("engine")
+    load_voc(demo_voc_root, "trainval").save(folder / "train.npz")
+    load_voc(demo_voc_root, "test").save(folder / "test.npz")
+    cfg = resolve_run(load_config(DEFAULT_CONFIG), "demo", "voc", "drmoe", 0)
+    cfg["input"]["image_size"] = 32
+    cfg["train"]["epochs"] = 4
+    cfg["model"].update(d_model=32, ffn_dim=64, expert_hidden=32, gate_hidden=32)
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    (folder / "driver.py").write_text(DRIVER)
+    return folder, cfg
+
+
+def _driver(folder: Path, run_dir: Path, launcher: list[str] | None = None) -> subprocess.Popen:
+    command = (launcher or [sys.executable]) + [str(folder / "driver.py"), str(folder / "cfg.json"),
+                                                str(folder / "train.npz"), str(folder / "test.npz"), str(run_dir)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, out[-4000:]
+    return out
+
+
+def test_kill_9_mid_epoch_then_resume_gives_byte_identical_predictions(tiny_run, tmp_path):
+    folder, _ = tiny_run
+    _finish(_driver(folder, tmp_path / "straight"))
+
+    crashed = tmp_path / "crashed"
+    process = _driver(folder, crashed)
+    deadline = time.monotonic() + 300
+    while not (crashed / "checkpoint.pt").exists():  # epoch 1 is done and saved
+        assert process.poll() is None and time.monotonic() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.05)
+    time.sleep(0.5)  # well into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (crashed / "model.pt").exists(), "the run finished before it was killed: the test proved nothing"
+    epoch_at_kill = load_checkpoint(crashed / "checkpoint.pt")["epoch"]
+    assert 1 <= epoch_at_kill < 4
+
+    out = _finish(_driver(folder, crashed))
+    assert f"resuming {crashed} from its checkpoint after epoch {epoch_at_kill}" in out
+    assert (crashed / "scores.npy").read_bytes() == (tmp_path / "straight" / "scores.npy").read_bytes()
+    assert (crashed / "model.pt").read_bytes() == (tmp_path / "straight" / "model.pt").read_bytes()
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_run, tmp_path, monkeypatch):
+    folder, cfg = tiny_run
+    steps_per_epoch = len(GlobalBatchSampler(150, cfg["data"]["batch_size"], 0))
+    real_loss, calls = train_module.training_loss, {"n": 0}
+
+    def poisoned(out, targets):
+        calls["n"] += 1
+        loss = real_loss(out, targets)
+        return loss * float("nan") if calls["n"] == steps_per_epoch + 3 else loss
+
+    monkeypatch.setattr(train_module, "training_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=rf"loss is nan at step {steps_per_epoch + 3} \(epoch 2\)") as err:
+        train_run(cfg, folder / "train.npz", tmp_path, progress=False)
+    assert "last good checkpoint is kept" in str(err.value)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_global_batches_are_split_across_processes_without_loss_or_overlap():
+    one = list(GlobalBatchSampler(37, 8, seed=3))
+    shares = [list(GlobalBatchSampler(37, 8, seed=3, ctx=DistContext(rank, 2))) for rank in range(2)]
+    assert len(one) == len(shares[0]) == len(shares[1]) == 5
+    for batch, first, second in zip(one, *shares):
+        items, combined = [i for i, _ in batch], [i for i, _ in first + second]
+        if len(items) % 2 == 0:  # full global batches: the two shares are exactly the batch, split in two
+            assert sorted(combined) == sorted(items) and len(first) == len(second)
+        else:  # the short last batch (37 = 4 x 8 + 5) is topped up by one image so both processes get 3
+            assert set(items) <= set(combined) and len(first) == len(second) == 3
+    flattened = [i for batch in one for i, _ in batch]
+    assert sorted(flattened) == list(range(37))
+
+
+def test_two_process_ddp_agrees_with_one_process(tiny_run, tmp_path):
+    """gloo DDP on 2 CPU processes sees the same global batches; BatchNorm statistics per half-batch and the
+    per-process loss normalisation make it differ slightly: mean |score difference| must stay below 0.05."""
+    folder, _ = tiny_run
+    _finish(_driver(folder, tmp_path / "one"))
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    _finish(_driver(folder, tmp_path / "two", launcher))
+    one, two = np.load(tmp_path / "one" / "scores.npy"), np.load(tmp_path / "two" / "scores.npy")
+    assert json.loads((tmp_path / "two" / "train.json").read_text())["world_size"] == 2
+    difference = np.abs(one - two).mean()
+    assert difference < 0.05, difference
+    assert not np.array_equal(one, two) or difference == 0
+
+
+def test_throughput_benchmark_runs_its_tiny_configuration(tmp_path):
+    out = tmp_path / "bench.csv"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "train_throughput.py"), "--tiny", "--device", "cpu", "--threads", "1",
+         "--models", "drmoe,q2l", "--out", str(out)], capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = __import__("pandas").read_csv(out)
+    assert table["model"].tolist() == ["drmoe", "q2l"]
+    assert (table["images_per_s"] > 0).all() and (table["gflop_per_image"] > 0).all()
+
+
+def test_slurm_profile_gives_a_valid_plan_for_the_paper_profile():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=paper",
+         "-n", "results/table1.csv"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "fetch" in out and "train" in out and "table" in out
+    assert "gpu=1" in out
