@@ -1,4 +1,4 @@
-# drmoe-repro pipeline: fetch -> prepare -> train -> evaluate -> tables.
+# drmoe-repro pipeline: fetch -> prepare -> train -> evaluate -> tables -> report.
 # Thin by design: every step is one command of the package (`python -m drmoe_repro STEP`); this file only wires
 # them. Select a profile with `--config profile=paper`; the demo profile is the default.
 import sys
@@ -24,9 +24,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         all_tables(),
+        sorted(REPORT_OUTPUTS.values()),

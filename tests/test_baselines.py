@@ -22,6 +22,7 @@ from drmoe_repro.models.label_graph import (
 )
 
 TINY = {"backbone": "tiny_cnn", "pretrained": False, "label_embedding": "random", "mlgcn_hidden": 24,
+        "mlgcn_tau": 0.4, "mlgcn_p": 0.25, "mlgcn_reweight": "published",
         "addgcn_dim": 16, "cnnrnn_embed": 16, "cnnrnn_hidden": 32, "cnnrnn_beam": 2}
 
 # Labels A, B, C, D. count(A) = 4, count(B) = 2, count(C) = 1, count(D) = 0; -1 (ignored) counts as absent.

@@ -9,6 +9,7 @@ import torch
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
 from drmoe_repro.engine.train import masked_bce
 from drmoe_repro.models import MODELS, DataInfo, build_model
+from drmoe_repro.models.registry import MODEL_KEYS
 
 NUM_LABELS = 6
 IMAGE = 32
@@ -18,6 +19,8 @@ TINY = {
     "backbone": "tiny_cnn", "pretrained": False, "d_model": 16, "n_heads": 2, "n_enc": 1, "n_dec": 1, "ffn_dim": 32,
     "dropout": 0.0, "n_shared": 3, "expert_hidden": 12, "expert_layers": 1, "gate_hidden": 10,
     "classifier": "shared", "entropy_lambda": 0.01, "entropy_sign": "equation",
+    "label_embedding": "random", "mlgcn_hidden": 24, "mlgcn_tau": 0.4, "mlgcn_p": 0.25, "mlgcn_reweight": "published",
+    "addgcn_dim": 16, "cnnrnn_embed": 16, "cnnrnn_hidden": 32, "cnnrnn_beam": 2,
 }
 
 
@@ -47,8 +50,18 @@ MODEL_NAMES = sorted(MODELS)
 MOE_MODELS = ["drmoe", "hsq_static"]
 
 
-def test_registry_holds_the_paper_systems_built_so_far():
-    assert {"drmoe", "hsq_static", "q2l"} <= set(MODELS)
+def test_registry_holds_every_system_of_the_papers_tables():
+    assert {"cnn_rnn", "ml_gcn", "add_gcn", "q2l", "hsq_static", "drmoe"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_declared_config_key_exists_in_the_schema_and_profiles(name):
+    """A model reads only keys it declares (resolve_run passes no others), and every one is a real config key."""
+    config = load_config(DEFAULT_CONFIG)
+    for profile in ("demo", "paper"):
+        block = config["profiles"][profile]["model"]
+        missing = [k for k in MODEL_KEYS[name] if k not in block and k != "weights_dir"]
+        assert not missing, f"{name} reads {missing}, absent from profiles.{profile}.model"
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "train",
     "evaluate": "evaluate",
     "table": "table",
+    "report": "report",
     "metrics": "metrics",
 }
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
-
 import jsonschema
 import yaml
 
@@ -102,9 +100,12 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
                           f"defined: {', '.join(prof['datasets'])}")
     if system not in config["systems"]:
         raise ConfigError(f"system {system!r} is not in systems; defined: {', '.join(config['systems'])}")
+    from drmoe_repro.models.registry import model_config_for
+
     spec = config["systems"][system]
     model = copy.deepcopy(prof["model"])
     model.update(spec.get("overrides", {}))
+    model = model_config_for(spec["model"], model)  # only the keys this model reads
     return {
         "profile": profile,
         "dataset": dataset,
@@ -132,13 +133,3 @@ def run_dir(profile: str, dataset: str, system: str, seed: int) -> Path:
 def index_path(profile: str, dataset: str, split: str) -> Path:
     """Where `prepare` writes the label index of one split ("train" or "test")."""
     return results_dir(profile) / "index" / dataset / f"{split}.npz"
-
-
-def get(config: dict, dotted: str) -> Any:
-    """Look up `a.b.c`, raising ConfigError that names the missing key."""
-    node: Any = config
-    for i, part in enumerate(dotted.split(".")):
-        if not isinstance(node, dict) or part not in node:
-            raise ConfigError(f"missing config key {'.'.join(dotted.split('.')[: i + 1])}")
-        node = node[part]
-    return node

@@ -57,9 +57,11 @@ def build_backbone(cfg: dict) -> nn.Module:
         return TinyCNN()
     state_dict = None
     if cfg.get("pretrained"):
-        from drmoe_repro.data.pretrained import imagenet_state_dict
+        from drmoe_repro.data.pretrained import imagenet_backbone_weights
 
-        state_dict = imagenet_state_dict(name, cfg.get("weights_dir", "results/paper/weights"))
+        if "weights_dir" not in cfg:
+            raise ValueError("model.pretrained is true but model.weights_dir is not set in workflow/config.yaml")
+        state_dict = imagenet_backbone_weights(name, cfg["weights_dir"])
     return ResNetTrunk(name, state_dict)
 
 

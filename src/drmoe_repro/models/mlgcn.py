@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from drmoe_repro.models.backbone import build_backbone, global_max_pool
 from drmoe_repro.models.label_graph import label_embedding, mlgcn_adjacency
-from drmoe_repro.models.registry import DataInfo, register_model
+from drmoe_repro.models.registry import BACKBONE_KEYS, DataInfo, register_model
 
 
 class GraphConvolution(nn.Module):
@@ -40,17 +40,17 @@ class MLGCN(nn.Module):
     def __init__(self, cfg: dict, data: DataInfo):
         super().__init__()
         self.backbone = build_backbone(cfg)
-        embedding = label_embedding(cfg.get("label_embedding", "random"), data.label_names, data.extras)
+        embedding = label_embedding(cfg["label_embedding"], data.label_names, data.extras)
         adjacency = mlgcn_adjacency(
             data.train_targets,
-            tau=cfg.get("mlgcn_tau", 0.4),
-            p=cfg.get("mlgcn_p", 0.25),
-            variant=cfg.get("mlgcn_reweight", "published"),
+            tau=cfg["mlgcn_tau"],
+            p=cfg["mlgcn_p"],
+            variant=cfg["mlgcn_reweight"],
         )
         self.register_buffer("embedding", embedding)  # [L, 300]: fixed inputs, not trained
         self.register_buffer("adjacency", adjacency)  # [L, L]
-        self.gc1 = GraphConvolution(embedding.shape[1], cfg.get("mlgcn_hidden", 1024))
-        self.gc2 = GraphConvolution(cfg.get("mlgcn_hidden", 1024), self.backbone.num_channels)
+        self.gc1 = GraphConvolution(embedding.shape[1], cfg["mlgcn_hidden"])
+        self.gc2 = GraphConvolution(cfg["mlgcn_hidden"], self.backbone.num_channels)
 
     def classifiers(self) -> torch.Tensor:
         hidden = F.leaky_relu(self.gc1(self.embedding, self.adjacency), 0.2)  # [L, hidden]
@@ -61,7 +61,9 @@ class MLGCN(nn.Module):
         return {"logits": features @ self.classifiers().t()}  # [B, C] @ [C, L] -> [B, L]
 
 
-@register_model
+@register_model(
+    config_keys=BACKBONE_KEYS + ("label_embedding", "mlgcn_hidden", "mlgcn_tau", "mlgcn_p", "mlgcn_reweight")
+)
 def ml_gcn(cfg: dict, data: DataInfo) -> nn.Module:
     """ML-GCN: label-graph GCN classifiers over globally max-pooled backbone features."""
     return MLGCN(cfg, data)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from drmoe_repro.models.query import LabelwiseLinear, QueryTrunk
-from drmoe_repro.models.registry import DataInfo, register_model
+from drmoe_repro.models.registry import MOE_KEYS, DataInfo, register_model
 
 
 def _stacked(count: int, fan_in: int, fan_out: int) -> tuple[nn.Parameter, nn.Parameter]:
@@ -113,13 +113,13 @@ class MixtureOfExpertsClassifier(nn.Module):
         return {"logits": logits, "gates": gates, "aux_loss": self.entropy_weight * gate_entropy(gates)}
 
 
-@register_model
+@register_model(config_keys=MOE_KEYS)
 def drmoe(cfg: dict, data: DataInfo) -> nn.Module:
     """DR-MoE: an input-dependent gate per label over N_s shared experts and the label's own expert."""
     return MixtureOfExpertsClassifier(cfg, data.num_labels, gating="dynamic")
 
 
-@register_model
+@register_model(config_keys=MOE_KEYS)
 def hsq_static(cfg: dict, data: DataInfo) -> nn.Module:
     """HSQ as the DR-MoE paper characterises it: DR-MoE with input-independent, learned gate weights per label."""
     return MixtureOfExpertsClassifier(cfg, data.num_labels, gating="static")

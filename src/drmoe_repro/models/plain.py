@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from drmoe_repro.models.backbone import build_backbone, global_avg_pool
-from drmoe_repro.models.registry import DataInfo, register_model
+from drmoe_repro.models.registry import BACKBONE_KEYS, DataInfo, register_model
 
 
 class PlainClassifier(nn.Module):
@@ -20,7 +20,7 @@ class PlainClassifier(nn.Module):
         return {"logits": self.head(features)}  # [B, L]
 
 
-@register_model
+@register_model(config_keys=BACKBONE_KEYS)
 def plain(cfg: dict, data: DataInfo) -> nn.Module:
     """Backbone + global average pooling + linear head: what the label-query models must beat."""
     return PlainClassifier(cfg, data.num_labels)

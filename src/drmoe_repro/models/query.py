@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from drmoe_repro.models.backbone import build_backbone
-from drmoe_repro.models.registry import DataInfo, register_model
+from drmoe_repro.models.registry import TRUNK_KEYS, DataInfo, register_model
 
 
 def sine_positional_encoding(height: int, width: int, dim: int, device=None) -> torch.Tensor:
@@ -85,7 +85,7 @@ class Query2Label(nn.Module):
         return {"logits": self.head(self.trunk(images))}  # [B, L]
 
 
-@register_model
+@register_model(config_keys=TRUNK_KEYS)
 def q2l(cfg: dict, data: DataInfo) -> nn.Module:
     """Query2Label (Liu et al. 2021): the query trunk and a per-label linear head."""
     return Query2Label(cfg, data.num_labels)
