@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS = ["results/table1.csv", "results/table2.csv"]
+TARGETS: list[str] = []  # the default target: all six tables, the figures and reports/paper_tables.md
 TIMING_FILES = {"run.json", "train.json"}
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def _without_timing(path: Path) -> bytes:
 def _digests(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(_without_timing(p)).hexdigest()
-        for p in sorted((folder / "results").rglob("*")) if p.is_file()
+        for tree in ("results", "reports") for p in sorted((folder / tree).rglob("*")) if p.is_file()
     }
 
 
@@ -104,6 +104,19 @@ def test_run_directory_holds_the_interface_files(two_runs):
     info = json.loads((run / "run.json").read_text())
     assert info["seed"] == 0 and info["config"]["model_name"] == "drmoe" and "torch" in info["libraries"]
     assert not (two_runs[0] / "results" / "demo" / "runs" / "voc" / "q2l" / "seed0" / "gates.npz").exists()
+
+
+def test_default_target_writes_every_table_the_figures_and_the_report(two_runs):
+    folder = two_runs[0]
+    for n in range(1, 7):
+        assert (folder / "results" / f"table{n}.csv").exists()
+    report = (folder / "reports" / "paper_tables.md").read_text()
+    assert "not comparable" in report
+    for n in range(1, 7):
+        assert f"Table {n}" in report
+    assert list((folder / "reports" / "figures").glob("*.png"))
+    table4 = pd.read_csv(folder / "results" / "table4.csv").set_index("system")
+    assert (table4.loc[["drmoe_ns2", "drmoe", "drmoe_ns6"], "status"] == "measured").all()
 
 
 def test_two_clones_give_byte_identical_results(two_runs):
