@@ -20,7 +20,7 @@ from drmoe_repro import metrics
 from drmoe_repro.config import profile_of, run_dir
 from drmoe_repro.io import load_npz
 from drmoe_repro.paper.claims import table_claims
-from drmoe_repro.models.registry import is_registered
+from drmoe_repro.paper.tables import system_status
 
 TABLE = 6
 # The two systems Table 6 compares, and the difference the paper's §4.7 / Fig. 4 discuss (DR-MoE minus HSQ).
@@ -76,16 +76,6 @@ def per_class_summary(frame: pd.DataFrame) -> pd.DataFrame:
     mean = values.mean(axis=0) if n else np.full(values.shape[1], np.nan)
     std = values.std(axis=0, ddof=1) if n > 1 else np.full(values.shape[1], np.nan)
     return pd.DataFrame({"mean": mean, "std": std, "n_seeds": n}, index=list(frame.columns))
-
-
-def system_status(config: dict, system: str) -> str | None:
-    """Why `system` cannot have runs (not configured, model not registered), or None if it can."""
-    spec = config["systems"].get(system)
-    if spec is None:
-        return f"not configured (add '{system}' to systems in workflow/config.yaml)"
-    if not is_registered(spec["model"]):
-        return f"not yet implemented (model '{spec['model']}' is not registered)"
-    return None
 
 
 def _system_status(config: dict, system: str, missing: list[str], n_found: int) -> str:

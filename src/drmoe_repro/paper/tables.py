@@ -38,7 +38,8 @@ def required_runs(config: dict, profile: str, number: int) -> list[tuple[str, st
     return runs
 
 
-def _status(config: dict, system: str) -> str | None:
+def system_status(config: dict, system: str) -> str | None:
+    """Why `system` cannot have runs (not configured, model not registered), or None if it can."""
     spec = config["systems"].get(system)
     if spec is None:
         return f"not configured (add '{system}' to systems in workflow/config.yaml)"
@@ -63,7 +64,7 @@ def build_metric_table(config: dict, profile: str, number: int) -> pd.DataFrame:
         system = claim["system"]
         row = {"table": number, "system": system, "paper_name": claim["paper_name"], "dataset": dataset,
                "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none")}
-        status = _status(config, system)
+        status = system_status(config, system)
         runs = [run_dir(profile, dataset, system, s) / "metrics.json" for s in seeds]
         if status is None and not all(p.exists() for p in runs):
             missing = [str(p) for p in runs if not p.exists()]
