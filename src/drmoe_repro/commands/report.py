@@ -47,6 +47,7 @@ def dvc_block(config: dict, profile: str) -> str:
              f"  - dvc_profile: {profile}", "    datasets:"]
     for dataset in sorted(prof["datasets"]):
         assets = prof["datasets"][dataset].get("assets", []) if prof["datasets"][dataset]["source"] == "assets" else []
+        assets = assets + prof.get("model_assets", [])  # ImageNet weights, GloVe: fetched once, then no-ops
         fetch = "".join(f"PYTHONPATH=src python -m drmoe_repro fetch --config workflow/config.yaml --profile {profile} "
                         f"--asset {asset} --no-progress && " for asset in assets)
         lines.append(f"      {dataset}: {{fetch: '{fetch}'}}")
