@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: demo test test-fast lint setup
+.PHONY: demo all test test-fast lint setup
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): envs/requirements.txt pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores all results/table1.csv
+
+# Every table, the figures and reports/paper_tables.md (Snakemake's default target).
+all: $(STAMP)
+	$(BIN)/snakemake --cores all
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
