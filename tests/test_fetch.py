@@ -589,3 +589,52 @@ def test_cli_help_explains_itself():
     for option in ("--asset", "--config", "--profile", "--timeout", "--no-progress", "local"):
         assert option in text
     assert isinstance(fetch_command.HELP, str) and "\n" not in fetch_command.HELP
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The demo data set, packed like the real archives, through the whole fetch path
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _archive_tree(root: Path, prefix: str, fmt: str) -> bytes:
+    """Every file under `root`, stored as `<prefix>/<relative path>` in a tar or zip (the real archives' layout)."""
+    buffer = io.BytesIO()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if fmt == "tar":
+        with tarfile.open(fileobj=buffer, mode="w") as tf:
+            for path in files:
+                tf.add(path, arcname=f"{prefix}/{path.relative_to(root).as_posix()}")
+    else:
+        with zipfile.ZipFile(buffer, "w") as zf:
+            for path in files:
+                zf.write(path, arcname=f"{prefix}/{path.relative_to(root).as_posix()}")
+    return buffer.getvalue()
+
+
+def test_demo_archives_fetched_through_the_server_give_the_labels_read_directly(
+    server, tmp_path, demo_voc_root, demo_coco_root
+):
+    from drmoe_repro.data.coco import load_coco
+    from drmoe_repro.data.voc import load_voc
+
+    # VOCtrainval_06-Nov-2007.tar holds VOCdevkit/VOC2007/...; COCO's zips hold train2014/, val2014/, annotations/.
+    assets = {
+        "voc2007": ("voc", "VOC.tar", _archive_tree(demo_voc_root, "VOCdevkit/VOC2007", "tar")),
+        "coco_train2014": ("coco", "train2014.zip", _archive_tree(demo_coco_root / "train2014", "train2014", "zip")),
+        "coco_val2014": ("coco", "val2014.zip", _archive_tree(demo_coco_root / "val2014", "val2014", "zip")),
+        "coco_annotations2014": ("coco", "annotations.zip",
+                                 _archive_tree(demo_coco_root / "annotations", "annotations", "zip")),
+    }
+    for name, (folder, filename, data) in assets.items():
+        spec = spec_for([server.serve(f"/{filename}", data)], data, filename)
+        fetch_asset(name, spec, tmp_path / "downloads", tmp_path / folder, progress=False)
+
+    fetched_voc = tmp_path / "voc" / "VOCdevkit" / "VOC2007"
+    for image_set in ("trainval", "test"):
+        direct, fetched = load_voc(demo_voc_root, image_set), load_voc(fetched_voc, image_set)
+        assert fetched.image_ids == direct.image_ids and fetched.label_names == direct.label_names
+        assert (fetched.targets == direct.targets).all() and (direct.targets == -1).any()
+    for split in ("train2014", "val2014"):
+        direct, fetched = load_coco(demo_coco_root, split), load_coco(tmp_path / "coco", split)
+        assert fetched.image_ids == direct.image_ids and fetched.label_names == direct.label_names
+        assert (fetched.targets == direct.targets).all()
