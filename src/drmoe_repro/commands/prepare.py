@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from drmoe_repro.commands.common import add_config_arguments, config_and_profile
 from drmoe_repro.config import index_path, profile_of

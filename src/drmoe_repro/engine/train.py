@@ -65,13 +65,14 @@ def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *,
     autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     optimizer.zero_grad(set_to_none=True)
     total = torch.zeros((), device=images.device)
-    for micro_images, micro_targets in zip(images.chunk(accum_steps), targets.chunk(accum_steps)):
+    chunks = list(zip(images.chunk(accum_steps), targets.chunk(accum_steps), strict=True))  # fewer if batch < steps
+    for micro_images, micro_targets in chunks:
         with autocast:
             loss = training_loss(model(micro_images, micro_targets), micro_targets)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss is {loss.item()}")
-        (loss / accum_steps).backward()
-        total += loss.detach() / accum_steps
+        (loss / len(chunks)).backward()
+        total += loss.detach() / len(chunks)
     if grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
