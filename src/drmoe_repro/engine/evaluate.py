@@ -72,8 +72,10 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
     results["reference"] = {"label_prior_mAP": metrics.headline(prior_metrics)["mAP"]}
     results["headline"] = metrics.headline(results)
     save_json(run_dir / "metrics.json", results)
-    write_text(run_dir / "conventions.csv",
-               metrics.convention_sensitivity(scores, index.targets, index.label_names).to_csv(index=False))
+    # COCO images without any annotation (kept with keep_unannotated) get their own rows: with and without them.
+    unannotated = (index.targets == 1).sum(axis=1) == 0 if cfg["data"]["format"] == "coco" else None
+    sensitivity = metrics.convention_sensitivity(scores, index.targets, index.label_names, unannotated_mask=unannotated)
+    write_text(run_dir / "conventions.csv", sensitivity.to_csv(index=False))
 
     train_summary = load_json(run_dir / "train.json")
     save_json(run_dir / "run.json", {
