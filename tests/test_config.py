@@ -92,6 +92,14 @@ def test_resolve_run_applies_system_overrides(config):
     assert config["profiles"]["paper"]["model"]["n_shared"] == 4  # overrides never leak into the config
 
 
+def test_a_system_can_train_with_its_published_recipe(config):
+    custom = copy.deepcopy(config)
+    custom["systems"]["ml_gcn_published"] = {"model": "ml_gcn", "recipe": "published"}
+    validate(custom, load_schema(DEFAULT_CONFIG))
+    assert resolve_run(custom, "paper", "coco", "ml_gcn_published", 0)["train"]["recipe"] == "published"
+    assert resolve_run(custom, "paper", "coco", "ml_gcn", 0)["train"]["recipe"] == "paper"
+
+
 def test_paper_profile_holds_the_papers_hyper_parameters(config):
     """§3.11 and §4.1-4.2, value by value."""
     paper = config["profiles"]["paper"]

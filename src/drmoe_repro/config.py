@@ -117,7 +117,7 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
         "data": copy.deepcopy(prof["datasets"][dataset]),
         "input": copy.deepcopy(prof["input"]),
         "model": model,
-        "train": copy.deepcopy(prof["train"]),
+        "train": {**copy.deepcopy(prof["train"]), **({"recipe": spec["recipe"]} if "recipe" in spec else {})},
     }
 
 
