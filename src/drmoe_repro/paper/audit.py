@@ -150,17 +150,25 @@ def best_in_tables(ctx: AuditContext, tables: list[int], metrics: list[str], sys
         ", ".join(shown)
 
 
-@check("paper")
-def beats_system(ctx: AuditContext, other: str, tables: list[int], metrics: list[str], system: str = PROPOSED):
+def _compare(pairs, metrics: list[str], failed: str):
+    """Verdict of "the system is higher" over (label, system values, other values, other's name) pairs."""
     losses, wins = [], []
-    for t in tables:
-        a, b = _row(ctx, t, system), _row(ctx, t, other)
+    for label, a, b, other_name in pairs:
         for m in metrics:
-            text = f"Table {t} {m} {_fmt(a[m])} vs {display_name(b)} {_fmt(b[m])}"
+            text = f"{label} {m} {_fmt(a[m])} vs {other_name}{_fmt(b[m])}"
             (wins if a[m] > b[m] else losses).append(text)
     if losses:
-        return PAPER, "lower or equal: " + "; ".join(losses) + (f" (higher: {'; '.join(wins)})" if wins else "")
+        return failed, "lower or equal: " + "; ".join(losses) + (f" (higher: {'; '.join(wins)})" if wins else "")
     return HOLDS, "higher everywhere: " + "; ".join(wins)
+
+
+@check("paper")
+def beats_system(ctx: AuditContext, other: str, tables: list[int], metrics: list[str], system: str = PROPOSED):
+    pairs = []
+    for t in tables:
+        b = _row(ctx, t, other)
+        pairs.append((f"Table {t}", _row(ctx, t, system), b, f"{display_name(b)} "))
+    return _compare(pairs, metrics, PAPER)
 
 
 @check("paper")
@@ -398,16 +406,9 @@ def measured_best(ctx: AuditContext, tables: list[int], metrics: list[str], syst
 
 @check("reproduction")
 def measured_beats(ctx: AuditContext, other: str, tables: list[int], metrics: list[str], system: str = PROPOSED):
-    losses, wins = [], []
-    for t in tables:
-        dataset = ctx.claims[f"table{t}"]["dataset"]
-        a, b = _headline(ctx, dataset, system), _headline(ctx, dataset, other)
-        for m in metrics:
-            text = f"{dataset} {m} {_fmt(a[m])} vs {_fmt(b[m])}"
-            (wins if a[m] > b[m] else losses).append(text)
-    if losses:
-        return REPRO, "lower or equal: " + "; ".join(losses) + (f" (higher: {'; '.join(wins)})" if wins else "")
-    return HOLDS, "higher everywhere: " + "; ".join(wins)
+    datasets = [ctx.claims[f"table{t}"]["dataset"] for t in tables]
+    pairs = [(d, _headline(ctx, d, system), _headline(ctx, d, other), "") for d in datasets]
+    return _compare(pairs, metrics, REPRO)
 
 
 @check("reproduction")
