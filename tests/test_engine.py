@@ -137,7 +137,6 @@ def test_two_process_ddp_agrees_with_one_process(tiny_run, tmp_path):
     assert json.loads((tmp_path / "two" / "train.json").read_text())["world_size"] == 2
     difference = np.abs(one - two).mean()
     assert difference < 0.05, difference
-    assert not np.array_equal(one, two) or difference == 0
 
 
 def test_throughput_benchmark_runs_its_tiny_configuration(tmp_path):
