@@ -2,17 +2,29 @@
 # Every GPU check and timing of issue 7 in one call, so that all ratios come from one card.
 # On a machine with a GPU, from the repository root, with the naive reference copied into a git-ignored folder:
 #   mkdir -p .device && cp ../shared/bench/naive_reference.py .device/ && bash bench/gpu_checks.sh
-# Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables.
-set -euo pipefail
+# Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables. The steps run most important first,
+# each under its own time limit and each writing its own file, so that a call cut short still returns the first.
+# The first four steps fit in about 10 minutes; the last needs a second call of its own on a tight device budget.
+set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
 mkdir -p "$OUT"
 export OUT PYTHONPATH=src
-python3 .device/naive_reference.py                     # the naive eager anchor on this card
-bench() { python3 bench/train_throughput.py --device cuda --steps 30 --warmup 10 "$@"; }
-bench --models drmoe --precision fp32 --out "$OUT/drmoe_fp32.csv"
-bench --models all --precision bf16 --channels-last --out "$OUT/all_bf16.csv"
-bench --models all --precision bf16 --channels-last --compile --out "$OUT/all_bf16_compile.csv"
-bench --models drmoe --precision bf16 --channels-last --compile --data real --decode device --workers 8 \
-  --out "$OUT/drmoe_real_nvjpeg.csv"
-bench --models drmoe --precision bf16 --channels-last --compile --data real --decode cpu --workers 14 \
-  --out "$OUT/drmoe_real_cpu_workers.csv"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/card.csv"
+step() {  # step SECONDS NAME ARGS...: one benchmark call, its table in $OUT/NAME.csv, its log in $OUT/NAME.log
+  local seconds=$1 name=$2
+  shift 2
+  echo "== $name"
+  timeout "$seconds" python3 bench/train_throughput.py --device cuda --steps 30 --warmup 10 --out "$OUT/$name.csv" \
+    "$@" 2>&1 | tail -n 20 | tee "$OUT/$name.log"
+}
+timeout 150 python3 .device/naive_reference.py 2>&1 | tail -n 30    # the naive eager anchor on this card
+fast=(--precision bf16 --channels-last --fused --compile --compile-mode reduce-overhead)
+# The target: DR-MoE at batch 32 through the real data path (nvjpeg), one run, then three runs sharing the GPU.
+step 200 drmoe_real_nvjpeg --models drmoe "${fast[@]}" --data real --decode device --workers 4 --compare-naive
+step 200 drmoe_real_nvjpeg_3runs --models drmoe "${fast[@]}" --data real --decode device --workers 4 --concurrent-runs 3
+# Every model against its own naive eager step: eager with the fused optimizer (quick), then CPU decoding workers
+# instead of nvjpeg, then every model compiled with CUDA graphs (slow: about a minute of compilation per model).
+step 150 all_eager_fused --models all --precision bf16 --channels-last --fused --compare-naive
+step 120 drmoe_real_cpu_workers --models drmoe "${fast[@]}" --data real --decode cpu --workers 14
+step 480 all_compiled --models all "${fast[@]}" --compare-naive
+ls -l "$OUT"

@@ -3,12 +3,22 @@
     python bench/train_throughput.py                        # paper configuration: ResNet-101, 448 px, L = 80
     python bench/train_throughput.py --precision bf16 --channels-last --compile --device cuda
     python bench/train_throughput.py --data real --workers 16 --decode device   # through the real data path
+    python bench/train_throughput.py --compile --compile-mode reduce-overhead --fused   # CUDA graphs, fused Adam
+    python bench/train_throughput.py --concurrent-runs 3     # three runs (batch 32 each) sharing the device
+    python bench/train_throughput.py --compare-naive         # also each model's naive eager rate, and the ratio
     python bench/train_throughput.py --tiny                  # a CPU-sized configuration (run by the tests)
 
 Synthetic input isolates the step; `--data real` writes COCO-sized JPEGs (640x480) to a temporary folder and feeds
 the step through the engine's own dataset, sampler and transforms (CPU workers, or nvjpeg decoding on the GPU with
 `--decode device`). The step is the engine's `train_step` (the one `drmoe-repro train` runs). FLOPs per image are
 counted once with torch's FlopCounterMode (forward + backward); MFU = achieved FLOP/s / `--peak-tflops`.
+
+`--concurrent-runs K` starts K processes that each train their own copy of the model at the same batch, as K runs
+of the pipeline sharing one GPU would (`runs_per_gpu: K`); they start their timed steps together, and the table's
+rate is their aggregate: all images / (last end - first start). (On a GPU, NVIDIA's MPS daemon lets their kernels
+overlap; without it the GPU time-slices between them.) `--compare-naive` also times each model as a naive eager
+step (bf16 autocast, channels_last, torch's default optimizer, no compile, one process, synthetic input: the
+naive reference's configuration) and reports `speedup` = rate / naive rate.
 Prints a table; `--out` also writes it as CSV. Not a test: timings depend on the machine.
 """
 
@@ -16,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -51,6 +63,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--compile-mode", default="default",
+                        choices=["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                        help="torch.compile mode (reduce-overhead: CUDA graphs)")
+    parser.add_argument("--fused", action="store_true", help="fused optimizer (train.fused_optimizer)")
+    parser.add_argument("--concurrent-runs", type=int, default=1, metavar="K",
+                        help="K processes train side by side on the device; the rate is their aggregate")
+    parser.add_argument("--compare-naive", action="store_true",
+                        help="also time each model's naive eager step and report the speedup over it")
     parser.add_argument("--data", choices=["synthetic", "real"], default="synthetic")
     parser.add_argument("--decode", choices=["cpu", "device"], default="cpu", help="real data: where JPEGs decode")
     parser.add_argument("--workers", type=int, default=8, help="real data: DataLoader workers")
@@ -77,34 +97,40 @@ def model_config(args) -> tuple[dict, dict, dict]:
     return model_cfg, input_cfg, cfg["train"]
 
 
-def synthetic_batches(args, size):
+def synthetic_batches(args, size, device, memory_format):
+    """One fixed batch, already on the device in the step's memory format (as the naive reference keeps it)."""
     gen = torch.Generator().manual_seed(0)
-    images = torch.randn(args.batch, 3, size, size, generator=gen)
-    targets = (torch.rand(args.batch, args.labels, generator=gen) < 0.05).float()
+    images = torch.randn(args.batch, 3, size, size, generator=gen).to(device, memory_format=memory_format)
+    targets = (torch.rand(args.batch, args.labels, generator=gen) < 0.05).float().to(device)
     while True:
         yield images, targets
 
 
-def write_fake_coco_jpegs(folder: Path, count: int, labels: int) -> LabelIndex:
-    """COCO-sized JPEGs (640x480, noise plus gradients), and an index over them."""
+def fake_coco_index(folder: Path, count: int, labels: int) -> LabelIndex:
+    """COCO-sized JPEGs (640x480, noise plus gradients), written once per folder, and an index over them."""
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    paths = []
-    for i in range(count):
+    paths = [f"{i:06d}.jpg" for i in range(count)]
+    written = folder / f"written-{count}"
+    for path in ([] if written.exists() else paths):
         base = np.linspace(0, 255, 640, dtype=np.float32)[None, :, None] * rng.random(3, dtype=np.float32)
         pixels = np.clip(base + rng.normal(0, 40, (480, 640, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:06d}.jpg", quality=90)
-        paths.append(f"{i:06d}.jpg")
-    targets = (rng.random((count, labels)) < 0.05).astype(np.int8)
+        Image.fromarray(pixels).save(folder / path, quality=90)
+    written.touch()
+    targets = (np.random.default_rng(1).random((count, labels)) < 0.05).astype(np.int8)
     return LabelIndex(str(folder), tuple(str(i) for i in range(count)), tuple(paths),
                       tuple(f"label{j}" for j in range(labels)), targets)
 
 
-def real_batches(args, input_cfg, folder: Path, device):
-    index = write_fake_coco_jpegs(folder, max(4 * args.batch, 64), args.labels)
+def image_count(args) -> int:
+    return max(4 * args.batch, 64)
+
+
+def real_batches(args, input_cfg, decode: str, folder: Path, device):
+    index = fake_coco_index(folder, image_count(args), args.labels)
     transform = build_train_transform(input_cfg)
-    on_device = args.decode == "device"
+    on_device = decode == "device"
     sampler = GlobalBatchSampler(len(index), args.batch, seed=0)
     loader = torch.utils.data.DataLoader(
         ImageLabelDataset(index, None if on_device else transform, seed=0, decode_on_device=on_device),
@@ -135,55 +161,132 @@ def flops_per_image(model, images, targets, precision) -> float:
     return counter.get_total_flops() / 2
 
 
-def bench_model(name, args, model_cfg, input_cfg, train_cfg, batches, device) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """How a step runs: what the flags choose, or the naive reference's configuration."""
+
+    precision: str
+    channels_last: bool
+    compile: bool
+    compile_mode: str
+    fused: bool
+    data: str
+    decode: str
+
+    @classmethod
+    def from_args(cls, args) -> "Variant":
+        return cls(args.precision, args.channels_last, args.compile, args.compile_mode, args.fused, args.data,
+                   args.decode)
+
+    @classmethod
+    def naive(cls) -> "Variant":
+        return cls("bf16", True, False, "default", False, "synthetic", "cpu")
+
+
+def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None) -> dict:
+    """Warm up, wait for the other runs at `barrier` (if any), then time `args.steps` steps of model `name`."""
+    model_cfg, input_cfg, train_cfg = model_config(args)
+    memory_format = torch.channels_last if variant.channels_last else torch.contiguous_format
+    batches = synthetic_batches(args, input_cfg["image_size"], device, memory_format) \
+        if variant.data == "synthetic" else real_batches(args, input_cfg, variant.decode, folder, device)
     info = DataInfo(tuple(f"label{j}" for j in range(args.labels)),
                     (np.random.default_rng(0).random((256, args.labels)) < 0.05).astype(np.int8))
     torch.manual_seed(0)
     model = build_model(name, model_cfg, info).to(device)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    optimizer, _, grad_clip = build_optimizer(model, name, train_cfg)
+    optimizer, _, grad_clip = build_optimizer(model, name, {**train_cfg, "fused_optimizer": variant.fused})
     images, targets = next(batches)
-    flops = flops_per_image(model, images.to(device), targets.to(device), args.precision)
-    step_model = torch.compile(model) if args.compile else model
-    times = []
-    for i in range(args.warmup + args.steps):
-        # The clock includes waiting for the batch: with --data real a starved GPU shows as a lower rate.
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+    flops = flops_per_image(model, images.to(device), targets.to(device), variant.precision)
+    step_model = torch.compile(model, mode=variant.compile_mode) if variant.compile else model
+
+    def step():
         images, targets = next(batches)
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         targets = targets.to(device, non_blocking=True)
-        train_step(step_model, optimizer, images, targets, precision=args.precision, grad_clip=grad_clip)
+        train_step(step_model, optimizer, images, targets, precision=variant.precision, grad_clip=grad_clip)
         if device.type == "cuda":
             torch.cuda.synchronize()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
-    step_s = statistics.median(times)
-    rate = args.batch / step_s
+
+    for _ in range(args.warmup):
+        step()
+    if barrier is not None:
+        barrier.wait()  # every run starts its timed steps together
+    times, window_start = [], time.monotonic()
+    for _ in range(args.steps):
+        # The clock includes waiting for the batch: with --data real a starved GPU shows as a lower rate.
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {"step_s": statistics.median(times), "window": (window_start, time.monotonic()), "flops": flops,
+            "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"]}
+
+
+def _concurrent_run(name, args, variant, device_name, folder, barrier, results, rank):
+    set_up_torch(args)  # a spawned process starts with torch's defaults
+    results[rank] = timed_steps(name, args, variant, torch.device(device_name), Path(folder), barrier)
+
+
+def measure(name, args, variant: Variant, device, folder: Path, runs: int = 1) -> dict:
+    """Median step and images/s of one run, or the aggregate images/s of `runs` runs side by side."""
+    if runs == 1:
+        result = timed_steps(name, args, variant, device, folder)
+        return {**result, "images_per_s": args.batch / result["step_s"]}
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    with context.Manager() as manager:
+        barrier, results = manager.Barrier(runs), manager.dict()
+        processes = [context.Process(target=_concurrent_run,
+                                     args=(name, args, variant, str(device), str(folder), barrier, results, rank))
+                     for rank in range(runs)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+        failed = [rank for rank, process in enumerate(processes) if process.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"concurrent runs {failed} of {name} failed (exit codes "
+                               f"{[processes[r].exitcode for r in failed]})")
+        parts = [results[rank] for rank in range(runs)]
+    start = min(part["window"][0] for part in parts)
+    end = max(part["window"][1] for part in parts)
+    return {**parts[0], "step_s": statistics.median(part["step_s"] for part in parts),
+            "images_per_s": runs * args.steps * args.batch / (end - start)}
+
+
+def bench_model(name, args, device, folder: Path) -> dict:
+    variant = Variant.from_args(args)
+    result = measure(name, args, variant, device, folder, args.concurrent_runs)
+    rate = result["images_per_s"]
     peak = args.peak_tflops or ((790 if args.precision == "bf16" else 395) if device.type == "cuda" else None)
-    return {
-        "model": name, "batch": args.batch, "image_size": input_cfg["image_size"], "precision": args.precision,
+    row = {
+        "model": name, "batch": args.batch, "runs": args.concurrent_runs, "image_size": result["image_size"],
+        "precision": args.precision,
+        "compile": args.compile_mode if args.compile else "no", "fused": args.fused,
         "data": args.data if args.data == "synthetic" else f"real/{args.decode}",
-        "step_ms": round(1000 * step_s, 2), "images_per_s": round(rate, 1),
-        "gflop_per_image": round(flops / 1e9, 2),
-        "mfu_percent": round(100 * rate * flops / (peak * 1e12), 1) if peak else None,
-        "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "step_ms": round(1000 * result["step_s"], 2), "images_per_s": round(rate, 1),
+        "gflop_per_image": round(result["flops"] / 1e9, 2),
+        "mfu_percent": round(100 * rate * result["flops"] / (peak * 1e12), 1) if peak else None,
+        "parameters_M": round(result["parameters"] / 1e6, 2),
     }
+    if args.compare_naive:
+        naive = measure(name, args, Variant.naive(), device, folder)["images_per_s"]
+        row.update(naive_images_per_s=round(naive, 1), speedup=round(rate / naive, 2))
+    return row
+
+
+def set_up_torch(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = True  # speed, not determinism, is measured here
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.tiny:
         args.steps, args.warmup, args.batch, args.workers = min(args.steps, 2), 1, min(args.batch, 4), 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_up_torch(args)
     device = torch.device(args.device)
-    torch.backends.cudnn.benchmark = True  # speed, not determinism, is measured here
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    model_cfg, input_cfg, train_cfg = model_config(args)
     names = sorted(MODELS) if args.models == "all" else args.models.split(",")
     unknown = sorted(set(names) - set(MODELS))
     if unknown:
@@ -191,10 +294,10 @@ def main(argv=None) -> int:
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        if args.data == "real":
+            fake_coco_index(Path(tmp), image_count(args), args.labels)  # before any concurrent run reads them
         for name in names:
-            batches = synthetic_batches(args, input_cfg["image_size"]) if args.data == "synthetic" \
-                else real_batches(args, input_cfg, Path(tmp), device)
-            rows.append(bench_model(name, args, model_cfg, input_cfg, train_cfg, batches, device))
+            rows.append(bench_model(name, args, device, Path(tmp)))
             print(rows[-1], flush=True)
     import pandas as pd
 

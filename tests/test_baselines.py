@@ -331,3 +331,24 @@ def test_published_recipe_state_survives_a_weights_only_checkpoint(tmp_path, nam
         opt.step()
         sched.step()
     assert [g["lr"] for g in optimizer2.param_groups] == [g["lr"] for g in optimizer.param_groups]
+
+
+@pytest.mark.parametrize("recipe, name", [("paper", "drmoe"), ("published", "ml_gcn"), ("published", "q2l")])
+def test_fused_optimizer_takes_the_same_steps_as_the_default_one(recipe, name):
+    """`fused_optimizer: true` changes the kernels, not the update rule: five steps agree to float32 rounding."""
+    weights = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = _build("ml_gcn")
+        initial = [p.detach().clone() for p in model.parameters()]
+        optimizer, _, _ = build_optimizer(model, name, {**_train_cfg(recipe), "fused_optimizer": fused})
+        assert bool(optimizer.defaults.get("fused")) is fused
+        for step in range(5):
+            optimizer.zero_grad()
+            torch.manual_seed(step)
+            sum((p * torch.randn_like(p)).sum() for p in model.parameters()).backward()
+            optimizer.step()
+        weights.append([p.detach().clone() for p in model.parameters()])
+        assert all(not torch.equal(a, b) for a, b in zip(initial, weights[-1]))  # every tensor took steps
+    for default, fused in zip(*weights, strict=True):
+        torch.testing.assert_close(fused, default, rtol=1e-5, atol=1e-6)

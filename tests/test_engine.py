@@ -151,6 +151,21 @@ def test_throughput_benchmark_runs_its_tiny_configuration(tmp_path):
     assert (table["images_per_s"] > 0).all() and (table["gflop_per_image"] > 0).all()
 
 
+def test_throughput_benchmark_runs_concurrent_runs_and_the_naive_comparison(tmp_path):
+    """Two runs side by side through the real data path (JPEG files), fused Adam, and the naive eager reference."""
+    out = tmp_path / "bench.csv"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "train_throughput.py"), "--tiny", "--device", "cpu", "--threads", "1",
+         "--models", "drmoe", "--concurrent-runs", "2", "--data", "real", "--fused", "--compare-naive",
+         "--out", str(out)], capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = __import__("pandas").read_csv(out).iloc[0]
+    assert row["runs"] == 2 and row["data"] == "real/cpu" and bool(row["fused"])
+    assert row["images_per_s"] > 0 and row["naive_images_per_s"] > 0
+    assert row["speedup"] == pytest.approx(row["images_per_s"] / row["naive_images_per_s"], rel=0.01)
+
+
 def test_slurm_profile_gives_a_valid_plan_for_the_paper_profile():
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=paper",
@@ -160,6 +175,25 @@ def test_slurm_profile_gives_a_valid_plan_for_the_paper_profile():
     assert result.returncode == 0, out[-3000:]
     assert "fetch" in out and "train" in out and "table" in out
     assert "gpu=1" in out
+
+
+def test_slurm_plan_gives_training_its_gpus_and_evaluation_one(tmp_path):
+    """gpus_per_run: 2 makes each training job ask for 2 GPUs (it then runs torchrun), each evaluation for 1."""
+    override = tmp_path / "two_gpus.yaml"
+    override.write_text("profiles:\n  paper:\n    gpus_per_run: 2\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=paper",
+         "--configfile", str(override), "-n", "results/table1.csv"], cwd=ROOT, capture_output=True, text=True,
+        timeout=300,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    asked = {}
+    for block in out.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        gpus = [part for part in block.split(", ") if part.startswith("gpu=")]
+        asked.setdefault(rule, set()).update(part.split()[0] for part in gpus)
+    assert asked["train"] == {"gpu=2"} and asked["evaluate"] == {"gpu=1"}
 
 
 def test_gradient_accumulation_matches_one_full_batch():
@@ -176,3 +210,20 @@ def test_gradient_accumulation_matches_one_full_batch():
         assert torch.isfinite(loss)
     for full, accumulated in zip(*grads):
         torch.testing.assert_close(full, accumulated)
+
+
+@pytest.mark.slow
+def test_compiled_training_in_cuda_graph_mode_with_fused_adam_follows_the_eager_run(tiny_run, tmp_path):
+    """The speed options change kernels, not the recipe: one epoch's losses agree with the eager, unfused run.
+
+    On a CPU reduce-overhead compiles without CUDA graphs (they exist only on GPUs); the options' plumbing, the
+    compiled model's training and the fused optimizer are what this checks here.
+    """
+    folder, cfg = tiny_run
+    histories = []
+    for name, speed in (("eager", {}), ("compiled", {"compile": True, "compile_mode": "reduce-overhead",
+                                                    "fused_optimizer": True})):
+        run_cfg = {**cfg, "train": {**cfg["train"], "epochs": 1, **speed}}
+        histories.append(train_run(run_cfg, folder / "train.npz", tmp_path / name, progress=False)["history"])
+    eager, compiled = (history[0]["mean_loss"] for history in histories)
+    assert np.isfinite(compiled) and compiled == pytest.approx(eager, rel=1e-3)

@@ -66,6 +66,9 @@ def validate(config: dict, schema: dict, source: str = str(DEFAULT_CONFIG)) -> N
         milestones = profile["train"]["lr_milestones"]
         if milestones != sorted(milestones):
             raise ConfigError(f"{source}: profiles.{name}.train.lr_milestones must be increasing, got {milestones}")
+        if profile.get("runs_per_gpu", 1) > 1 and profile["gpus_per_run"] != 1:
+            raise ConfigError(f"{source}: profiles.{name}.runs_per_gpu={profile['runs_per_gpu']} shares a GPU between "
+                              f"runs, so gpus_per_run must be 1 (got {profile['gpus_per_run']})")
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict | None = None) -> dict:

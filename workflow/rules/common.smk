@@ -42,7 +42,13 @@ def model_assets(wildcards):
 
 
 def gpus(wildcards):
+    """GPUs a training job asks for; the job claims which ones itself (engine/devices.py)."""
     return profile_of(config, wildcards.profile)["gpus_per_run"]
+
+
+def evaluation_gpus(wildcards):
+    """Evaluation is one process: one GPU on a GPU profile."""
+    return min(gpus(wildcards), 1)
 
 
 def fetched_assets(wildcards):

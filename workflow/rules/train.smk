@@ -40,7 +40,7 @@ rule evaluate:
         args=lambda w: cli_args(w.profile),
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
     resources:
-        gpu=gpus,
+        gpu=evaluation_gpus,
     conda:
         ENV
     shell:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from drmoe_repro.commands.common import add_run_arguments, config_and_profile
+from drmoe_repro.commands.common import add_run_arguments, config_and_profile, on_claimed_gpus, run_cli_args
 from drmoe_repro.config import index_path, profile_of, resolve_run, run_dir
 from drmoe_repro.data.prepare import model_extras
 from drmoe_repro.engine.evaluate import evaluate_run
@@ -21,10 +21,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config, profile = config_and_profile(args)
     cfg = resolve_run(config, profile, args.dataset, args.system, args.seed)
-    results = evaluate_run(cfg, index_path(profile, args.dataset, "train"), index_path(profile, args.dataset, "test"),
-                           run_dir(profile, args.dataset, args.system, args.seed), progress=not args.no_progress,
-                           extras=model_extras(profile_of(config, profile)))
-    top = headline(results)
-    print(f"{args.system}/{args.dataset} seed {args.seed}: mAP {100 * top['mAP']:.2f}  OF1 {100 * top['OF1']:.2f}  "
-          f"CF1 {100 * top['CF1']:.2f}  (label prior mAP {100 * results['reference']['label_prior_mAP']:.2f})")
-    return 0
+    prof = profile_of(config, profile)
+
+    def evaluate() -> int:
+        results = evaluate_run(cfg, index_path(profile, args.dataset, "train"),
+                               index_path(profile, args.dataset, "test"),
+                               run_dir(profile, args.dataset, args.system, args.seed), progress=not args.no_progress,
+                               extras=model_extras(prof))
+        top = headline(results)
+        print(f"{args.system}/{args.dataset} seed {args.seed}: mAP {100 * top['mAP']:.2f}  "
+              f"OF1 {100 * top['OF1']:.2f}  CF1 {100 * top['CF1']:.2f}  "
+              f"(label prior mAP {100 * results['reference']['label_prior_mAP']:.2f})")
+        return 0
+
+    # Evaluation is one process: it claims one GPU slot however many GPUs its training used.
+    return on_claimed_gpus(prof, 1, evaluate, run_cli_args("evaluate", args, profile))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from drmoe_repro.commands.common import add_run_arguments, config_and_profile
+from drmoe_repro.commands.common import add_run_arguments, config_and_profile, on_claimed_gpus, run_cli_args
 from drmoe_repro.config import index_path, profile_of, resolve_run, run_dir
 from drmoe_repro.data.prepare import model_extras
 from drmoe_repro.engine.train import train_run
 
 HELP = ("Train one run (paper §4.2 recipe by default) into results/<profile>/runs/<dataset>/<system>/seed<k>/, "
-        "resuming from its last epoch checkpoint if one exists.")
+        "resuming from its last epoch checkpoint if one exists. On a GPU profile it first claims a free GPU (or "
+        "`gpus_per_run` of them, then trains as that many torchrun processes).")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config, profile = config_and_profile(args)
     cfg = resolve_run(config, profile, args.dataset, args.system, args.seed)
-    train_run(cfg, index_path(profile, args.dataset, "train"), run_dir(profile, args.dataset, args.system, args.seed),
-              progress=not args.no_progress,
-              extras=model_extras(profile_of(config, profile)))
-    return 0
+    prof = profile_of(config, profile)
+
+    def train() -> int:
+        train_run(cfg, index_path(profile, args.dataset, "train"),
+                  run_dir(profile, args.dataset, args.system, args.seed),
+                  progress=not args.no_progress, extras=model_extras(prof))
+        return 0
+
+    return on_claimed_gpus(prof, max(prof["gpus_per_run"], 1), train, run_cli_args("train", args, profile))

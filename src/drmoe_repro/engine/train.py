@@ -5,8 +5,8 @@ Adam with coupled weight decay, step decay x lr_gamma at the configured fraction
 term, eqs 11-12); other recipes come from engine/recipes.py. A checkpoint after every epoch; `model.pt` (final
 weights) and `train.json` (loss history, timing) at the end.
 
-Speed options (profile `train:` block): bf16 autocast, channels_last, torch.compile, gradient accumulation, and
-JPEG decoding on the training device (`input.decode: device`, nvjpeg on a GPU). Under torchrun each process
+Speed options (profile `train:` block): bf16 autocast, channels_last, torch.compile (with CUDA graphs under
+`compile_mode: reduce-overhead`), a fused optimizer, gradient accumulation, and JPEG decoding on the training device (`input.decode: device`, nvjpeg on a GPU). Under torchrun each process
 trains on its share of every global batch (engine/distributed.py) and only the first process writes files.
 """
 
@@ -79,11 +79,12 @@ def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *,
     return total
 
 
-def _device_for(cfg: dict, local_rank: int) -> torch.device:
+def _device_for(cfg: dict) -> torch.device:
+    """The current CUDA device: torchrun's local rank, or the GPU slot the command claimed (engine/devices.py)."""
     if cfg["device"] == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("the profile asks for device: cuda, but no CUDA device is visible")
-        return torch.device("cuda", local_rank)
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
@@ -99,7 +100,7 @@ def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True
 def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     generator = make_deterministic(cfg["seed"], cfg["torch_threads"])
-    device = _device_for(cfg, ctx.local_rank)
+    device = _device_for(cfg)
     train, seed = cfg["train"], cfg["seed"]
     index = LabelIndex.load(train_index)
     targets = training_targets(index.targets, cfg["data"].get("difficult_in_training", "ignore"))
@@ -110,7 +111,8 @@ def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.enabled else model
     if train.get("compile"):
-        step_model = torch.compile(step_model)
+        # reduce-overhead records the step as CUDA graphs: one launch instead of hundreds of kernel launches.
+        step_model = torch.compile(step_model, mode=train.get("compile_mode", "default"))
 
     transform = build_train_transform(cfg["input"])
     on_device = cfg["input"].get("decode", "cpu") == "device"
