@@ -35,6 +35,7 @@ def _tiny_project(folder: Path) -> Path:
     demo["datasets"]["voc"]["demo_images"] = {"train": 32, "test": 24}
     demo["train"]["epochs"] = 2
     demo["input"]["image_size"] = 32
+    demo["compare_recipes"] = True  # the published-recipe runs and results/recipes.csv, as the paper profile
     (folder / "workflow" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder
 
@@ -85,6 +86,20 @@ def test_table1_has_a_row_per_system_and_numbers_only_where_measured(two_runs):
             assert not np.isnan(row["mAP"])
         elif row["system"] != "label_prior":
             assert row["status"].startswith("not yet implemented") and np.isnan(row["mAP"])
+
+
+def test_recipe_comparison_trains_each_baseline_with_both_recipes(two_runs):
+    table = pd.read_csv(two_runs[0] / "results" / "recipes.csv").set_index("system")
+    assert table.index.tolist() == ["ml_gcn", "add_gcn", "q2l"]
+    assert (table["status"] == "measured").all() and (table["n_seeds"] == 1).all()
+    for system, row in table.iterrows():
+        for recipe in ("paper", "published"):
+            run = two_runs[0] / "results" / "demo" / "runs" / "coco" / (system if recipe == "paper" else
+                                                                       row["published_system"]) / "seed0"
+            trained = json.loads((run / "run.json").read_text())["config"]["train"]["recipe"]
+            assert trained == recipe
+            assert row[f"mAP_{recipe}_recipe"] == pytest.approx(
+                100 * json.loads((run / "metrics.json").read_text())["headline"]["mAP"], abs=0.005)
 
 
 def test_run_directory_holds_the_interface_files(two_runs):

@@ -23,7 +23,8 @@ from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import figures as fg
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.per_class import build_per_class_table, paper_per_class
-from drmoe_repro.paper.report import REPORT_PATH, TABLE6_PATH, outputs, write_report
+from drmoe_repro.paper.recipe_table import RECIPE_TABLE_PATH, build_recipe_table, recipe_pairs, recipe_runs
+from drmoe_repro.paper.report import REPORT_PATH, TABLE6_PATH, outputs, report_runs, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 VOC = list(table_claims(6)["classes"].values())
@@ -306,3 +307,60 @@ def test_dvc_yaml_block_is_up_to_date_with_the_config():
         assert all("python -m drmoe_repro " in c for c in cmds)
         for out in body.get("outs", []) + body.get("metrics", []):
             assert isinstance(out, dict) and list(out.values())[0] == {"cache": False}, out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The recipe comparison (results/recipes.csv)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_recipe_pairs_are_the_table1_baselines_with_a_published_recipe(project):
+    assert recipe_pairs(project) == [("ml_gcn", "ml_gcn_published"), ("add_gcn", "add_gcn_published"),
+                                     ("q2l", "q2l_published")]
+    assert recipe_runs(project, "demo") == []  # the demo profile does not compare recipes
+    assert len(recipe_runs(project, "paper")) == 3 * 2 * len(SEEDS)
+
+
+def test_a_profile_that_does_not_compare_recipes_says_so(project):
+    write_report(project, "demo", n_resamples=RESAMPLES)
+    table = pd.read_csv(RECIPE_TABLE_PATH)
+    assert table["system"].tolist() == ["ml_gcn", "add_gcn", "q2l"]
+    assert table["status"].str.startswith("not run on this profile (profiles.demo.compare_recipes is false)").all()
+    assert table["mAP_paper_recipe"].isna().all() and (table["n_seeds"] == 0).all()
+    section = REPORT_PATH.read_text(encoding="utf-8").split("### 3.5")[1].split("##")[0]
+    assert "Not run on the demo profile" in section and "ml_gcn / ml_gcn_published" in section
+
+
+def test_recipe_table_sets_each_recipe_beside_the_other(project):
+    project["profiles"]["demo"]["compare_recipes"] = True
+    test_ids = [f"{i:06d}" for i in range(70)]
+    targets = _targets(np.random.default_rng(9), 70, len(COCO), False)
+    for seed in SEEDS:
+        _write_run("demo", "coco", "ml_gcn", seed, test_ids, COCO, targets, quality=1.0)
+        _write_run("demo", "coco", "ml_gcn_published", seed, test_ids, COCO, targets, quality=3.0)
+    assert set(recipe_runs(project, "demo")) <= set(report_runs(project, "demo"))
+    write_report(project, "demo", n_resamples=RESAMPLES)
+    table = pd.read_csv(RECIPE_TABLE_PATH).set_index("system")
+    for metric in ("mAP", "CF1", "OF1"):
+        for column, system in ((f"{metric}_paper_recipe", "ml_gcn"), (f"{metric}_published_recipe",
+                                                                      "ml_gcn_published")):
+            values = [100 * load_json(run_dir("demo", "coco", system, s) / "metrics.json")["headline"][metric]
+                      for s in SEEDS]
+            assert table.loc["ml_gcn", column] == pytest.approx(np.mean(values), abs=0.005)
+            assert table.loc["ml_gcn", f"{column}_std"] == pytest.approx(np.std(values, ddof=1), abs=0.005)
+        assert table.loc["ml_gcn", f"{metric}_difference"] == pytest.approx(
+            table.loc["ml_gcn", f"{metric}_published_recipe"] - table.loc["ml_gcn", f"{metric}_paper_recipe"],
+            abs=0.011)
+    assert table.loc["ml_gcn", "mAP_difference"] > 0  # the better-separated scores were the published recipe's
+    assert table.loc["ml_gcn", "status"] == "measured" and table.loc["ml_gcn", "n_seeds"] == len(SEEDS)
+    assert table.loc["ml_gcn", "paper_claim_mAP"] == table_claims(1)["rows"][1]["mAP"]
+    assert table.loc["add_gcn", "status"].startswith("not run (results/demo/runs/coco/add_gcn/seed0/metrics.json")
+    section = REPORT_PATH.read_text(encoding="utf-8").split("### 3.5")[1].split("##")[0]
+    ml_gcn_row = next(line for line in section.splitlines() if line.startswith("| ML-GCN"))
+    assert f"{table.loc['ml_gcn', 'mAP_difference']:+.1f}" in ml_gcn_row and "measured" in ml_gcn_row
+
+
+def test_a_profile_wide_published_recipe_leaves_nothing_to_compare(project):
+    project["profiles"]["paper"]["train"]["recipe"] = "published"
+    table = build_recipe_table(project, "paper")
+    assert table["status"].str.contains("not the paper's: nothing to compare").all()

@@ -3,6 +3,7 @@ import json
 
 from drmoe_repro.config import profile_of, resolve_run, run_dir
 from drmoe_repro.data.prepare import fetched_marker
+from drmoe_repro.paper.report import report_runs
 from drmoe_repro.paper.tables import METRIC_TABLES, required_runs
 
 PROFILE = config["profile"]
@@ -19,6 +20,11 @@ def cli_args(profile):
 def run_files(table, name):
     """The `name` file of every run that table `table` reads, on the selected profile."""
     return [str(run_dir(PROFILE, d, s, k) / name) for d, s, k in required_runs(config, PROFILE, table)]
+
+
+def report_run_files(name):
+    """The `name` file of every run the report reads (Tables 1-6, the recipe comparison), on the selected profile."""
+    return [str(run_dir(PROFILE, d, s, k) / name) for d, s, k in report_runs(config, PROFILE)]
 
 
 def all_tables():

@@ -1,22 +1,23 @@
 # Table 6, the figures, the analyses, the claims audit and reports/paper_tables.md, for the selected profile.
 # One command (`drmoe-repro report`) writes them all; this rule only names its inputs and outputs.
-# Inputs: the files of every run Tables 1-6 read (run_files of common.smk). gates.npz is not named: the evaluate
+# Inputs: the files of every run Tables 1-6 and the recipe comparison read. gates.npz is not named: the evaluate
 # job that writes predictions.npz writes it beside them, so the predictions stand for it.
 
 from drmoe_repro.config import index_path
-from drmoe_repro.paper.report import ALL_TABLES, outputs as report_outputs_of
+from drmoe_repro.paper.report import outputs as report_outputs_of
 
-# key -> path of everything the report rule writes (table6.csv, figures, report, headline/analysis JSON).
+# key -> path of everything the report rule writes (table6.csv, recipes.csv, figures, report, headline/analysis
+# JSON).
 REPORT_OUTPUTS = {key: str(path) for key, path in report_outputs_of(config, PROFILE).items()}
 
 
 rule report:
     input:
         tables=all_tables(),
-        metrics=sorted({f for n in ALL_TABLES for f in run_files(n, "metrics.json")}),
-        predictions=sorted({f for n in ALL_TABLES for f in run_files(n, "predictions.npz")}),
-        conventions=sorted({f for n in ALL_TABLES for f in run_files(n, "conventions.csv")}),
-        runs=sorted({f for n in ALL_TABLES for f in run_files(n, "run.json")}),
+        metrics=report_run_files("metrics.json"),
+        predictions=report_run_files("predictions.npz"),
+        conventions=report_run_files("conventions.csv"),
+        runs=report_run_files("run.json"),
         train_index=[str(index_path(PROFILE, d, "train")) for d in sorted(profile_of(config, PROFILE)["datasets"])],
         paper=[
             "src/drmoe_repro/paper/claims.yaml",

@@ -13,8 +13,7 @@ from drmoe_repro.commands.common import add_config_arguments, config_and_profile
 from drmoe_repro.config import profile_of
 from drmoe_repro.io import write_text
 from drmoe_repro.paper import analysis
-from drmoe_repro.paper.report import ALL_TABLES, write_report
-from drmoe_repro.paper.tables import required_runs
+from drmoe_repro.paper.report import report_runs, write_report
 
 HELP = ("Write results/table6.csv, the figures under reports/figures/, results/<profile>/headline.json and "
         "analysis.json, and reports/paper_tables.md (every table beside the paper's, the analyses, the claims audit "
@@ -35,8 +34,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def dvc_runs(config: dict, profile: str) -> list[tuple[str, str, int]]:
-    """Every (data set, system, seed) run Tables 1-6 read on `profile`, sorted."""
-    return sorted({run for n in ALL_TABLES for run in required_runs(config, profile, n)})
+    """Every (data set, system, seed) run the report reads on `profile` (Tables 1-6, recipe comparison), sorted."""
+    return report_runs(config, profile)
 
 
 def dvc_block(config: dict, profile: str) -> str:

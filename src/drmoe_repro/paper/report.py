@@ -1,7 +1,8 @@
 """reports/paper_tables.md: every table of the paper beside the measurements, the figures, the analyses beyond
 the paper, the claims audit and the list of ambiguities with the choice made for each.
 
-`write_report` also writes results/table6.csv, the figures (reports/figures/), results/<profile>/headline.json
+`write_report` also writes results/table6.csv, results/recipes.csv (paper_recipe vs published recipes, on the
+profiles that compare them), the figures (reports/figures/), results/<profile>/headline.json
 (the headline metrics `dvc metrics show` lists) and results/<profile>/analysis.json (every analysis number).
 Everything is read from the run directories of the selected profile; a missing run is shown as missing.
 The bytes are deterministic: no dates, no timings, sorted keys, fixed float formats.
@@ -26,7 +27,8 @@ from drmoe_repro.paper import audit as au
 from drmoe_repro.paper import figures as fg
 from drmoe_repro.paper.claims import load_claims, table_claims
 from drmoe_repro.paper.per_class import BASELINE, PROPOSED, build_per_class_table, write_per_class_table
-from drmoe_repro.paper.tables import METRIC_TABLES, build_metric_table, required_runs
+from drmoe_repro.paper.recipe_table import RECIPE_TABLE_PATH, build_recipe_table, recipe_runs
+from drmoe_repro.paper.tables import METRIC_TABLES, build_metric_table, required_runs, write_table
 
 REPORT_PATH = Path("reports/paper_tables.md")
 TABLE6_PATH = Path("results/table6.csv")
@@ -51,11 +53,17 @@ def analysis_path(profile: str) -> Path:
 
 def outputs(config: dict, profile: str) -> dict[str, Path]:
     """Every file `write_report` writes, by key (the pipeline's declared outputs)."""
-    out = {"table6": TABLE6_PATH, "report": REPORT_PATH, "headline": headline_path(profile),
+    out = {"table6": TABLE6_PATH, "recipes": RECIPE_TABLE_PATH, "report": REPORT_PATH, "headline": headline_path(profile),
            "analysis": analysis_path(profile)}
     for key, path in fg.figure_paths(an.analysis_datasets(config, profile)).items():
         out[f"figure_{key}"] = path
     return out
+
+
+def report_runs(config: dict, profile: str) -> list[tuple[str, str, int]]:
+    """(data set, system, seed) of every run the report reads: Tables 1-6 and the recipe comparison, sorted."""
+    runs = {run for n in ALL_TABLES for run in required_runs(config, profile, n)}
+    return sorted(runs | set(recipe_runs(config, profile)))
 
 
 @lru_cache(maxsize=1)
@@ -97,6 +105,7 @@ def gate_samples(config: dict, profile: str, dataset: str) -> dict:
 def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP) -> dict[str, Any]:
     tables = {n: build_metric_table(config, profile, n) for n in METRIC_TABLES}
     table6 = build_per_class_table(config, profile)
+    recipes = build_recipe_table(config, profile)
     analysis = an.run_all(config, profile, n_resamples=n_resamples)
     measured = au.measured_from_runs(config, profile, analysis)
     ctx = au.AuditContext(claims=load_claims(), measured=measured)
@@ -105,6 +114,7 @@ def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP) ->
         "n_resamples": n_resamples,
         "tables": tables,
         "table6": table6,
+        "recipes": recipes,
         "analysis": analysis,
         "gates": {d: gate_samples(config, profile, d) for d in an.analysis_datasets(config, profile)},
         "measured": measured,
@@ -478,6 +488,37 @@ def _uncertainty_section(data: dict, config: dict, profile: str) -> list[str]:
     return lines
 
 
+def _recipes_section(df: pd.DataFrame, config: dict, profile: str) -> list[str]:
+    lines = ["### 3.5 Baselines with their own published recipes", "",
+             "Table 1 trains every system with the paper's §4.2 recipe. Each baseline below is also trained with the "
+             "optimizer and schedule its authors published (engine/recipes.py), on the same data and seeds; "
+             "Δ = published − paper recipe. The paper's own Table 1 value is given for reference.", ""]
+    if df.empty:
+        return lines + ["No system with `recipe: published` is configured (see `systems:` in workflow/config.yaml).",
+                        ""]
+    if not profile_of(config, profile).get("compare_recipes", False):
+        return lines + [f"Not run on the {profile} profile (`profiles.{profile}.compare_recipes: false`); the pairs "
+                        f"it would compare: {', '.join(f'{a} / {b}' for a, b in zip(df['system'], df['published_system']))}. "
+                        "CSV: `results/recipes.csv`.", ""]
+    if profile == "demo":
+        lines += [DEMO_TABLE_NOTE, ""]
+    rows = []
+    for _, r in df.iterrows():
+        present = r["status"] == "measured"
+        row = [r["paper_name"]]
+        for m in ("mAP", "CF1", "OF1"):
+            row += [_num(r[f"paper_claim_{m}"]),
+                    _measured_cell(r[f"{m}_paper_recipe"], r[f"{m}_paper_recipe_std"], present),
+                    _measured_cell(r[f"{m}_published_recipe"], r[f"{m}_published_recipe_std"], present),
+                    _num(r[f"{m}_difference"], signed=True) if present else ""]
+        rows.append(row + [int(r["n_seeds"]), _short_status(r["status"])])
+    headers = ["Method"]
+    for m in ("mAP", "CF1", "OF1"):
+        headers += [f"paper {m}", f"{m} paper recipe", f"{m} published recipe", f"Δ {m}"]
+    lines += [md_table(headers + ["seeds", "status"], rows), "", "CSV: `results/recipes.csv`.", ""]
+    return lines
+
+
 def _audit_section(data: dict, profile: str) -> list[str]:
     lines = [
         "## 4. Claims audit",
@@ -533,11 +574,10 @@ def _ambiguity_section(data: dict) -> list[str]:
 
 def _runs_section(config: dict, profile: str) -> list[str]:
     seen: dict[str, str] = {}
-    for n in ALL_TABLES:
-        for d, s, k in required_runs(config, profile, n):
-            path = run_dir(profile, d, s, k)
-            seen[str(path)] = "present" if (path / "predictions.npz").exists() and (path / "metrics.json").exists() \
-                else "missing"
+    for d, s, k in report_runs(config, profile):
+        path = run_dir(profile, d, s, k)
+        seen[str(path)] = "present" if (path / "predictions.npz").exists() and (path / "metrics.json").exists() \
+            else "missing"
     present = sorted(p for p, v in seen.items() if v == "present")
     missing = sorted(p for p, v in seen.items() if v == "missing")
     lines = ["## 6. Runs", "",
@@ -569,6 +609,7 @@ def render_markdown(data: dict, config: dict, profile: str) -> str:
     lines += _heterogeneity_section(analysis, profile)
     lines += _conventions_section(analysis, profile)
     lines += _uncertainty_section(data, config, profile)
+    lines += _recipes_section(data["recipes"], config, profile)
     lines += _audit_section(data, profile)
     lines += _ambiguity_section(data)
     lines += _runs_section(config, profile)
@@ -586,6 +627,7 @@ def write_report(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRA
     data = collect(config, profile, n_resamples=n_resamples)
     paths = outputs(config, profile)
     write_per_class_table(data["table6"], paths["table6"])
+    write_table(data["recipes"], paths["recipes"])
     fg.render_all(an.analysis_datasets(config, profile), data, profile)
     save_json(paths["headline"], headline_metrics(data["measured"]))
     save_json(paths["analysis"], an.to_jsonable({k: v for k, v in data["analysis"].items()}))

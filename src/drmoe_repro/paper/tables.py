@@ -48,7 +48,7 @@ def system_status(config: dict, system: str) -> str | None:
     return None
 
 
-def _summarise(values: list[float]) -> tuple[float, float]:
+def summarise(values: list[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=np.float64) * 100.0
     std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
     return float(arr.mean()), std
@@ -72,7 +72,7 @@ def build_metric_table(config: dict, profile: str, number: int) -> pd.DataFrame:
         headlines = [load_json(p)["headline"] for p in runs] if status is None else []
         row["n_seeds"] = len(headlines)
         for metric in claims["metrics"]:
-            mean, std = _summarise([h[metric] for h in headlines]) if headlines else (np.nan, np.nan)
+            mean, std = summarise([h[metric] for h in headlines]) if headlines else (np.nan, np.nan)
             row[metric] = mean
             row[f"{metric}_std"] = std
         for metric in claims["metrics"]:
@@ -96,7 +96,7 @@ def _label_prior_row(config: dict, profile: str, number: int, claims: dict, prof
            "dataset": dataset, "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none"),
            "n_seeds": len(values)}
     for metric in claims["metrics"]:
-        mean, std = _summarise(values) if (metric == "mAP" and values) else (np.nan, np.nan)
+        mean, std = summarise(values) if (metric == "mAP" and values) else (np.nan, np.nan)
         row[metric], row[f"{metric}_std"] = mean, std
     for metric in claims["metrics"]:
         row[f"paper_{metric}"] = np.nan

@@ -1,0 +1,103 @@
+"""results/recipes.csv: each baseline under the paper's common recipe beside the same model under its own
+published recipe (engine/recipes.py), on Table 1's data set.
+
+Table 1 measures every system with the recipe of the paper's §4.2. A baseline that falls short there may fall
+short because of its method or because it trains worse with another method's optimizer and schedule; this table
+tells the two apart. A pair is a Table 1 system and a configured system of the same model with
+`recipe: published` (e.g. `ml_gcn_published: {model: ml_gcn, recipe: published}`); a profile trains the pairs
+when its `compare_recipes` is true. Rows: mean and standard deviation over the profile's seeds of each recipe, the
+difference (published - paper recipe), and the paper's claimed Table 1 value for reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from drmoe_repro.config import profile_of, run_dir
+from drmoe_repro.io import load_json
+from drmoe_repro.paper.claims import table_claims
+from drmoe_repro.paper.tables import summarise, system_status
+
+RECIPE_TABLE_PATH = Path("results/recipes.csv")
+TABLE = 1  # the comparison runs on Table 1's data set, for Table 1's systems
+
+
+def _effective_recipe(config: dict, profile: str, system: str) -> str:
+    return config["systems"][system].get("recipe", profile_of(config, profile)["train"].get("recipe", "paper"))
+
+
+def recipe_pairs(config: dict) -> list[tuple[str, str]]:
+    """(Table 1 system, configured system of the same model with `recipe: published`), in Table 1's order."""
+    published = {spec["model"]: name for name, spec in sorted(config["systems"].items())
+                 if spec.get("recipe") == "published"}
+    pairs = []
+    for row in table_claims(TABLE)["rows"]:
+        spec = config["systems"].get(row["system"])
+        if spec is not None and spec.get("recipe", "paper") == "paper" and spec["model"] in published:
+            pairs.append((row["system"], published[spec["model"]]))
+    return pairs
+
+
+def recipe_runs(config: dict, profile: str) -> list[tuple[str, str, int]]:
+    """(data set, system, seed) of every run the comparison needs on `profile` (none unless compare_recipes)."""
+    prof = profile_of(config, profile)
+    dataset = table_claims(TABLE)["dataset"]
+    if not prof.get("compare_recipes", False) or dataset not in prof["datasets"]:
+        return []
+    runs = []
+    for pair in recipe_pairs(config):
+        if all(system_status(config, system) is None for system in pair):
+            runs += [(dataset, system, seed) for system in pair for seed in prof["seeds"]]
+    return runs
+
+
+def _headlines(profile: str, dataset: str, system: str, seeds: list[int]) -> tuple[list[dict], list[str]]:
+    paths = [run_dir(profile, dataset, system, seed) / "metrics.json" for seed in seeds]
+    missing = [str(path) for path in paths if not path.exists()]
+    return ([] if missing else [load_json(path)["headline"] for path in paths]), missing
+
+
+def _status(config: dict, profile: str, pair: tuple[str, str], missing: list[str]) -> str:
+    prof = profile_of(config, profile)
+    if not prof.get("compare_recipes", False):
+        return f"not run on this profile (profiles.{profile}.compare_recipes is false)"
+    if table_claims(TABLE)["dataset"] not in prof["datasets"]:
+        return f"not run: the profile has no {table_claims(TABLE)['dataset']} data set"
+    for system in pair:
+        status = system_status(config, system)
+        if status is not None:
+            return f"{system}: {status}"
+    if _effective_recipe(config, profile, pair[0]) != "paper":
+        return f"{pair[0]} trains with the profile's train.recipe, which is not the paper's: nothing to compare"
+    if missing:
+        return f"not run ({', '.join(missing)} missing)"
+    return "measured"
+
+
+def build_recipe_table(config: dict, profile: str) -> pd.DataFrame:
+    claims = table_claims(TABLE)
+    dataset, metrics = claims["dataset"], claims["metrics"]
+    by_system = {row["system"]: row for row in claims["rows"]}
+    seeds = profile_of(config, profile)["seeds"]
+    rows = []
+    for system, published in recipe_pairs(config):
+        paper_runs, missing_paper = _headlines(profile, dataset, system, seeds)
+        published_runs, missing_published = _headlines(profile, dataset, published, seeds)
+        status = _status(config, profile, (system, published), missing_paper + missing_published)
+        measured = status == "measured"
+        row = {"system": system, "published_system": published, "paper_name": by_system[system]["paper_name"],
+               "model": config["systems"][system]["model"], "dataset": dataset, "profile": profile,
+               "n_seeds": len(seeds) if measured else 0}
+        for metric in metrics:
+            paper_mean, paper_std = summarise([h[metric] for h in paper_runs]) if measured else (np.nan, np.nan)
+            pub_mean, pub_std = summarise([h[metric] for h in published_runs]) if measured else (np.nan, np.nan)
+            row.update({f"{metric}_paper_recipe": paper_mean, f"{metric}_paper_recipe_std": paper_std,
+                        f"{metric}_published_recipe": pub_mean, f"{metric}_published_recipe_std": pub_std,
+                        f"{metric}_difference": pub_mean - paper_mean,
+                        f"paper_claim_{metric}": by_system[system].get(metric, np.nan)})
+        row["status"] = status
+        rows.append(row)
+    return pd.DataFrame(rows)
