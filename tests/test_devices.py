@@ -1,5 +1,6 @@
 """GPU placement (engine/devices.py): slots claimed with file locks, no GPU needed to test the bookkeeping."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -118,9 +119,10 @@ def test_a_single_gpu_run_claims_a_slot_and_makes_it_current(fake_gpus, monkeypa
 def test_a_multi_gpu_run_starts_torchrun_on_its_claimed_gpus(fake_gpus, monkeypatch):
     calls = []
 
-    def fake_call(command, env):
+    def fake_call(command, env, pass_fds):
         calls.append((command, env["CUDA_VISIBLE_DEVICES"]))
         assert try_claim(2, 1, ["4", "6", "9"], fake_gpus) is None  # held while torchrun runs
+        assert len(pass_fds) == 2  # torchrun inherits both locks
         return 0
 
     monkeypatch.setattr(common.subprocess, "call", fake_call)
@@ -147,3 +149,18 @@ def test_sharing_a_gpu_needs_one_gpu_per_run():
     config["profiles"]["paper"].update(runs_per_gpu=3, gpus_per_run=2)
     with pytest.raises(ConfigError, match=r"profiles.paper.runs_per_gpu=3 .* gpus_per_run must be 1 \(got 2\)"):
         validate(config, load_schema())
+
+
+def test_a_child_that_inherits_the_locks_keeps_the_gpus_claimed_after_its_parent_dies(tmp_path):
+    """What the torchrun launch relies on: the claim lives as long as any process holding its descriptors."""
+    claim = claim_gpus(1, gpus=["0"], folder=tmp_path, wait_s=0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], pass_fds=claim.handles)
+    try:
+        for handle in claim.handles:
+            os.close(handle)  # the parent lets go (as if it died); the child still holds the lock
+        claim.handles.clear()
+        assert try_claim(1, 1, ["0"], tmp_path) is None
+    finally:
+        child.kill()
+        child.wait()
+    assert try_claim(1, 1, ["0"], tmp_path) is not None

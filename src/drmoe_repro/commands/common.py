@@ -42,8 +42,8 @@ def run_cli_args(command: str, args: argparse.Namespace, profile: str) -> list[s
 def on_claimed_gpus(prof: dict, gpus_needed: int, work: Callable[[], int], cli_args: list[str]) -> int:
     """Run `work` on GPUs claimed for this run (engine/devices.py), or right away on a CPU profile or under torchrun.
 
-    A run that needs several GPUs starts torchrun with one process per claimed GPU, each repeating `cli_args`,
-    and holds the claim until they finish.
+    A run that needs several GPUs starts torchrun with one process per claimed GPU, each repeating `cli_args`;
+    torchrun inherits the lock descriptors, so the GPUs stay claimed as long as it runs, even if this process dies.
     """
     if prof["device"] != "cuda" or under_torchrun():
         return work()
@@ -51,7 +51,7 @@ def on_claimed_gpus(prof: dict, gpus_needed: int, work: Callable[[], int], cli_a
         print(f"{cli_args[0]} on GPU {', '.join(claim.gpus)}", flush=True)
         if gpus_needed > 1:
             env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(claim.gpus))
-            return subprocess.call(torchrun_command(gpus_needed, cli_args), env=env)
+            return subprocess.call(torchrun_command(gpus_needed, cli_args), env=env, pass_fds=claim.handles)
         import torch
 
         torch.cuda.set_device(claim.indices[0])

@@ -46,13 +46,13 @@ class GpuClaim:
 
     gpus: list[str]
     indices: list[int]
-    _handles: list[int] = field(default_factory=list, repr=False)
+    handles: list[int] = field(default_factory=list, repr=False)  # lock file descriptors
 
     def release(self) -> None:
-        for handle in self._handles:
+        for handle in self.handles:
             os.ftruncate(handle, 0)  # no stale pid in the waiting message
-            os.close(handle)  # closing the descriptor drops its flock
-        self._handles.clear()
+            os.close(handle)  # closing the last descriptor of the lock drops it
+        self.handles.clear()
 
     def __enter__(self) -> "GpuClaim":
         return self

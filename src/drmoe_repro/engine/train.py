@@ -6,8 +6,9 @@ term, eqs 11-12); other recipes come from engine/recipes.py. A checkpoint after 
 weights) and `train.json` (loss history, timing) at the end.
 
 Speed options (profile `train:` block): bf16 autocast, channels_last, torch.compile (with CUDA graphs under
-`compile_mode: reduce-overhead`), a fused optimizer, gradient accumulation, and JPEG decoding on the training device (`input.decode: device`, nvjpeg on a GPU). Under torchrun each process
-trains on its share of every global batch (engine/distributed.py) and only the first process writes files.
+`compile_mode: reduce-overhead`), a fused optimizer, gradient accumulation, and JPEG decoding on the training
+device (`input.decode: device`, nvjpeg on a GPU). Under torchrun each process trains on its share of every global
+batch (engine/distributed.py) and only the first process writes files.
 """
 
 from __future__ import annotations
