@@ -10,7 +10,8 @@
 
 Synthetic input isolates the step; `--data real` writes COCO-sized JPEGs (640x480) to a temporary folder and feeds
 the step through the engine's own dataset, sampler and transforms (CPU workers, or nvjpeg decoding on the GPU with
-`--decode device`). The step is the engine's `train_step` (the one `drmoe-repro train` runs). FLOPs per image are
+`--decode device`). The step is the engine's `train_step`, with the loss checked one step late, as `drmoe-repro
+train` runs it; the clock spans all timed steps (the GPU is synchronised at its two ends only). FLOPs per image are
 counted once with torch's FlopCounterMode (forward + backward); MFU = achieved FLOP/s / `--peak-tflops`.
 
 `--concurrent-runs K` starts K processes that each train their own copy of the model at the same batch, as K runs
@@ -44,6 +45,7 @@ from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.distributed import GlobalBatchSampler
 from drmoe_repro.engine.recipes import build_optimizer
+from drmoe_repro.engine.loss_watch import LossWatch
 from drmoe_repro.engine.train import train_step
 from drmoe_repro.models import MODELS, DataInfo, build_model
 
@@ -199,25 +201,34 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     flops = flops_per_image(model, images.to(device), targets.to(device), variant.precision)
     step_model = torch.compile(model, mode=variant.compile_mode) if variant.compile else model
 
+    watch = LossWatch(device)
+
     def step():
         images, targets = next(batches)
         images = images.to(device, non_blocking=True, memory_format=memory_format)
         targets = targets.to(device, non_blocking=True)
-        train_step(step_model, optimizer, images, targets, precision=variant.precision, grad_clip=grad_clip)
+        loss = train_step(step_model, optimizer, images, targets, precision=variant.precision, grad_clip=grad_clip)
+        watch.push(loss, name)  # as the training loop does: checked one step late, no wait for this step
+
+    def finish():
+        watch.flush()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
     for _ in range(args.warmup):
         step()
+    finish()
     if barrier is not None:
         barrier.wait()  # every run starts its timed steps together
-    times, window_start = [], time.monotonic()
+    # One window over all timed steps, as training runs them: the CPU queues a step while the GPU runs the one
+    # before, so a per-step clock (which would have to wait for each step) would understate the rate. The window
+    # includes waiting for batches: with --data real a starved GPU shows as a lower rate.
+    window_start, start = time.monotonic(), time.perf_counter()
     for _ in range(args.steps):
-        # The clock includes waiting for the batch: with --data real a starved GPU shows as a lower rate.
-        start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
-    return {"step_s": statistics.median(times), "window": (window_start, time.monotonic()), "flops": flops,
+    finish()
+    step_s = (time.perf_counter() - start) / args.steps
+    return {"step_s": step_s, "window": (window_start, time.monotonic()), "flops": flops,
             "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"]}
 
 
@@ -227,7 +238,7 @@ def _concurrent_run(name, args, variant, device_name, folder, barrier, results, 
 
 
 def measure(name, args, variant: Variant, device, folder: Path, runs: int = 1) -> dict:
-    """Median step and images/s of one run, or the aggregate images/s of `runs` runs side by side."""
+    """Mean step time and images/s of one run, or the aggregate images/s of `runs` runs side by side."""
     if runs == 1:
         result = timed_steps(name, args, variant, device, folder)
         return {**result, "images_per_s": args.batch / result["step_s"]}

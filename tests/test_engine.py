@@ -17,6 +17,7 @@ from drmoe_repro.data.voc import load_voc
 from drmoe_repro.engine import train as train_module
 from drmoe_repro.engine.checkpoint import load_checkpoint
 from drmoe_repro.engine.distributed import DistContext, GlobalBatchSampler
+from drmoe_repro.engine.loss_watch import LossWatch
 from drmoe_repro.engine.train import NonFiniteLossError, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,24 +93,43 @@ def test_kill_9_mid_epoch_then_resume_gives_byte_identical_predictions(tiny_run,
     assert (crashed / "model.pt").read_bytes() == (tmp_path / "straight" / "model.pt").read_bytes()
 
 
-def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("poisoned_step, stopped_epoch", [(3, 2), (0, 2)], ids=["mid-epoch", "last-step-of-epoch"])
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_run, tmp_path, monkeypatch,
+                                                                         poisoned_step, stopped_epoch):
+    """A NaN 3 steps into epoch 2, or in epoch 2's last step (checked one step late, so only when the epoch ends):
+    either way the message names the step and epoch 1's checkpoint stays, not overwritten by epoch 2's."""
     folder, cfg = tiny_run
     steps_per_epoch = len(GlobalBatchSampler(150, cfg["data"]["batch_size"], 0))
+    bad_step = steps_per_epoch + (poisoned_step or steps_per_epoch)
     real_loss, calls = train_module.training_loss, {"n": 0}
 
     def poisoned(out, targets):
         calls["n"] += 1
         loss = real_loss(out, targets)
-        return loss * float("nan") if calls["n"] == steps_per_epoch + 3 else loss
+        return loss * float("nan") if calls["n"] == bad_step else loss
 
     monkeypatch.setattr(train_module, "training_loss", poisoned)
-    with pytest.raises(NonFiniteLossError, match=rf"loss is nan at step {steps_per_epoch + 3} \(epoch 2\)") as err:
+    with pytest.raises(NonFiniteLossError, match=rf"loss is nan at step {bad_step} \(epoch {stopped_epoch}\)") as err:
         train_run(cfg, folder / "train.npz", tmp_path, progress=False)
     assert "last good checkpoint is kept" in str(err.value)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_the_loss_watch_checks_each_loss_one_step_late():
+    watch = LossWatch(torch.device("cpu"))
+    watch.push(torch.tensor(0.5), "step 1")
+    assert watch.last is None  # step 1 waits until step 2 is queued
+    watch.push(torch.tensor(float("inf")), "step 2")
+    assert watch.last == 0.5
+    with pytest.raises(NonFiniteLossError, match=r"loss is inf at step 2$"):
+        watch.push(torch.tensor(0.25), "step 3")
+    assert not watch.pending  # nothing left to report twice
+    watch.push(torch.tensor(float("nan")), "step 4")
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 4$"):
+        watch.flush()
 
 
 def test_global_batches_are_split_across_processes_without_loss_or_overlap():

@@ -30,13 +30,10 @@ from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
 from drmoe_repro.engine.determinism import make_deterministic, seed_worker
 from drmoe_repro.engine.distributed import GlobalBatchSampler, init_distributed, shutdown_distributed
+from drmoe_repro.engine.loss_watch import LossWatch, NonFiniteLossError
 from drmoe_repro.engine.recipes import build_optimizer
 from drmoe_repro.io import save_json, save_torch
 from drmoe_repro.models.registry import DataInfo, build_model
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or Inf; the last good checkpoint is kept."""
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -61,7 +58,8 @@ def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *,
                accum_steps: int = 1, grad_clip: float | None = None) -> torch.Tensor:
     """One optimiser step over a batch, split into `accum_steps` micro-batches; returns the batch's mean loss.
 
-    Raises NonFiniteLossError before any weight changes if a micro-batch's loss is NaN or Inf.
+    The loss stays on the device, unchecked: testing it here would make the CPU wait for the step (the training
+    loop checks it one step later, engine/loss_watch.py).
     """
     autocast = torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     optimizer.zero_grad(set_to_none=True)
@@ -70,8 +68,6 @@ def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *,
     for micro_images, micro_targets in chunks:
         with autocast:
             loss = training_loss(model(micro_images, micro_targets), micro_targets)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss is {loss.item()}")
         (loss / len(chunks)).backward()
         total += loss.detach() / len(chunks)
     if grad_clip is not None:
@@ -146,33 +142,36 @@ def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     started = time.perf_counter()
     images_seen, step = 0, start_epoch * len(sampler)
     channels_last = torch.channels_last if train.get("channels_last") else torch.contiguous_format
+    watch = LossWatch(device)
     for epoch in range(start_epoch, train["epochs"]):
         sampler.set_epoch(epoch)
         step_model.train()
         losses = []
         bar = tqdm(loader, desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
                    disable=not (progress and ctx.is_main), leave=False)
-        for batch in bar:
-            if on_device:
-                encoded, batch_targets, items, epochs = batch
-                images = decode_and_transform(encoded, items, epochs, transform, seed, device)
-            else:
-                images, batch_targets, _ = batch
-            images = images.to(device, non_blocking=True, memory_format=channels_last)
-            batch_targets = batch_targets.to(device, non_blocking=True)
-            step += 1
-            try:
-                loss = train_step(step_model, optimizer, images, batch_targets, precision=train.get("precision", "fp32"),
-                                  accum_steps=train.get("accum_steps", 1), grad_clip=grad_clip)
-            except NonFiniteLossError as exc:
-                raise NonFiniteLossError(
-                    f"{exc} at step {step} (epoch {epoch + 1}) of {run_dir}; the run stopped and the last good "
-                    f"checkpoint is kept at {checkpoint_path}"
-                ) from None
-            losses.append(loss)  # a device tensor: no host sync per step
-            images_seen += images.shape[0] * ctx.world_size
-            if progress and ctx.is_main and step % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+        try:
+            for batch in bar:
+                if on_device:
+                    encoded, batch_targets, items, epochs = batch
+                    images = decode_and_transform(encoded, items, epochs, transform, seed, device)
+                else:
+                    images, batch_targets, _ = batch
+                images = images.to(device, non_blocking=True, memory_format=channels_last)
+                batch_targets = batch_targets.to(device, non_blocking=True)
+                step += 1
+                loss = train_step(step_model, optimizer, images, batch_targets,
+                                  precision=train.get("precision", "fp32"), accum_steps=train.get("accum_steps", 1),
+                                  grad_clip=grad_clip)
+                watch.push(loss, f"step {step} (epoch {epoch + 1})")  # raises for the step before, if non-finite
+                losses.append(loss)  # a device tensor: no host sync per step
+                images_seen += images.shape[0] * ctx.world_size
+                if progress and ctx.is_main and step % 10 == 0 and watch.last is not None:
+                    bar.set_postfix(loss=f"{watch.last:.4f}")
+            watch.flush()  # every step of the epoch checked before its checkpoint is written
+        except NonFiniteLossError as exc:
+            raise NonFiniteLossError(
+                f"{exc} of {run_dir}; the run stopped and the last good checkpoint is kept at {checkpoint_path}"
+            ) from None
         scheduler.step()
         mean_loss = torch.stack(losses).mean().item() if losses else math.nan
         history.append({"epoch": epoch + 1, "mean_loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]})
