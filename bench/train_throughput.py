@@ -44,8 +44,8 @@ from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.distributed import GlobalBatchSampler
-from drmoe_repro.engine.recipes import build_optimizer
 from drmoe_repro.engine.loss_watch import LossWatch
+from drmoe_repro.engine.recipes import build_optimizer
 from drmoe_repro.engine.train import train_step
 from drmoe_repro.models import MODELS, DataInfo, build_model
 
@@ -200,7 +200,6 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     images, targets = next(batches)
     flops = flops_per_image(model, images.to(device), targets.to(device), variant.precision)
     step_model = torch.compile(model, mode=variant.compile_mode) if variant.compile else model
-
     watch = LossWatch(device)
 
     def step():
@@ -223,12 +222,12 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     # One window over all timed steps, as training runs them: the CPU queues a step while the GPU runs the one
     # before, so a per-step clock (which would have to wait for each step) would understate the rate. The window
     # includes waiting for batches: with --data real a starved GPU shows as a lower rate.
-    window_start, start = time.monotonic(), time.perf_counter()
+    window_start = time.monotonic()  # system-wide: concurrent runs' windows are compared
     for _ in range(args.steps):
         step()
     finish()
-    step_s = (time.perf_counter() - start) / args.steps
-    return {"step_s": step_s, "window": (window_start, time.monotonic()), "flops": flops,
+    window_end = time.monotonic()
+    return {"step_s": (window_end - window_start) / args.steps, "window": (window_start, window_end), "flops": flops,
             "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"]}
 
 
