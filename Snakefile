@@ -1,6 +1,7 @@
 # drmoe-repro pipeline: fetch -> prepare -> train -> evaluate -> tables -> report.
 # Thin by design: every step is one command of the package (`python -m drmoe_repro STEP`); this file only wires
-# them. Select a profile with `--config profile=paper`; the demo profile is the default.
+# them. Select a profile with `--config profile=paper` after the targets, change anything else with
+# `--configfile mine.yaml` (deep-merged over workflow/config.yaml); the demo profile is the default.
 import sys
 from pathlib import Path
 
@@ -12,12 +13,18 @@ min_version("9.0")
 configfile: "workflow/config.yaml"
 
 
-# The workflow imports the package to validate the config and to ask which runs a table needs.
+# The workflow imports the package (its torch-free config and layout modules) to validate the config and to ask
+# which runs a table needs.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from drmoe_repro.config import load_schema, validate
+from drmoe_repro.config import prepare_planned_config, write_planned_config
 
-validate(config, load_schema(Path("workflow/config.yaml")), source="workflow/config.yaml (with --config overrides)")
+# Typed (nested --config values arrive as strings) and validated before anything is planned.
+prepare_planned_config(config, source="workflow/config.yaml with the --configfile/--config given")
+# Every job reads exactly the config planned with here, from a file named by its content.
+PLANNED_CONFIG = str(write_planned_config(config))
+# The profiles as shipped: a run whose settings differ from its profile here is marked as deviating.
+REFERENCE_CONFIG = "workflow/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -25,6 +32,15 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/report.smk"
+
+
+# Downloads, preparation, tables and the report run where Snakemake was started (not as cluster jobs).
+localrules:
+    all,
+    fetch,
+    prepare,
+    table,
+    report,
 
 
 rule all:

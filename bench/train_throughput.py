@@ -146,7 +146,7 @@ def real_batches(args, input_cfg, decode: str, folder: Path, device):
         for batch in loader:
             if on_device:
                 encoded, targets, items, epochs = batch
-                yield decode_and_transform(encoded, items, epochs, transform, 0, device), targets
+                yield decode_and_transform(encoded, items, epochs, transform, 0, device, index), targets
             else:
                 images, targets, _ = batch
                 yield images, targets

@@ -45,9 +45,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _info(targets=HAND_MADE, names=None, extras=None):
+def _info(targets=HAND_MADE, names=None, label_vectors=None):
     names = names or tuple(f"label{i}" for i in range(targets.shape[1]))
-    return DataInfo(label_names=tuple(names), train_targets=targets, extras=extras or {})
+    return DataInfo(label_names=tuple(names), train_targets=targets, label_vectors=label_vectors)
 
 
 def _build(name, info=None, **overrides):
@@ -116,19 +116,26 @@ def _write_glove(path, vectors):
             handle.write(word + " " + " ".join(f"{v:.4f}" for v in vector) + "\n")
 
 
-def test_glove_embedding_is_read_from_the_file_the_data_names(tmp_path):
+def test_glove_embedding_is_read_by_the_engine_from_the_fetched_location_and_handed_to_the_model(tmp_path):
+    from drmoe_repro.data.index import LabelIndex
+    from drmoe_repro.engine.train import data_info_for
+
     rng = np.random.default_rng(0)
     vectors = {w: rng.normal(size=GLOVE_DIM).round(4) for w in ("cat", "dog", "traffic", "light")}
     glove = tmp_path / "glove.6B.300d.txt"
     _write_glove(glove, vectors)
-    info = _info(HAND_MADE[:, :3], names=("cat", "dog", "traffic light"), extras={"glove": str(glove)})
+    names = ("cat", "dog", "traffic light")
+    index = LabelIndex(str(tmp_path), tuple(f"{i}" for i in range(len(HAND_MADE))),
+                       tuple(f"{i}.jpg" for i in range(len(HAND_MADE))), names, HAND_MADE[:, :3])
+    cfg = {**TINY, "label_embedding": "glove"}
+    info = data_info_for(index, cfg, {"label_vectors": tmp_path})  # the extracted folder, as the marker records it
     model = _build("ml_gcn", info, label_embedding="glove")
     expected = np.stack([vectors["cat"], vectors["dog"], (vectors["traffic"] + vectors["light"]) / 2])
     np.testing.assert_allclose(model.embedding.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_glove_without_a_file_is_an_error_not_a_silent_fallback():
-    with pytest.raises(ValueError, match="glove"):
+def test_glove_without_vectors_is_an_error_not_a_silent_fallback():
+    with pytest.raises(ValueError, match="(?i)glove"):
         _build("ml_gcn", label_embedding="glove")
 
 

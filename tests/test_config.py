@@ -15,7 +15,7 @@ def config():
 
 @pytest.fixture(scope="module")
 def schema():
-    return load_schema(DEFAULT_CONFIG)
+    return load_schema()
 
 
 def test_shipped_config_is_valid_with_both_profiles(config):
@@ -27,14 +27,14 @@ def test_unknown_profile_names_key_and_allowed_values(config, schema):
     bad = copy.deepcopy(config)
     bad["profile"] = "papr"
     with pytest.raises(ConfigError, match=r"profile: 'papr' is not allowed; allowed values: 'demo', 'paper'"):
-        validate(bad, schema)
+        validate(bad)
 
 
 def test_bad_enum_value_deep_in_a_profile(config, schema):
     bad = copy.deepcopy(config)
     bad["profiles"]["demo"]["model"]["classifier"] = "perlabel"
     with pytest.raises(ConfigError) as err:
-        validate(bad, schema)
+        validate(bad)
     assert "profiles.demo.model.classifier" in str(err.value)
     assert "'shared', 'per_label'" in str(err.value)
 
@@ -43,7 +43,7 @@ def test_misspelt_key_is_named_with_the_allowed_keys(config, schema):
     bad = copy.deepcopy(config)
     bad["profiles"]["paper"]["train"]["epoch"] = 3
     with pytest.raises(ConfigError) as err:
-        validate(bad, schema)
+        validate(bad)
     message = str(err.value)
     assert "profiles.paper.train" in message and "'epoch'" in message and "epochs" in message
 
@@ -52,14 +52,14 @@ def test_wrong_type_is_named(config, schema):
     bad = copy.deepcopy(config)
     bad["profiles"]["demo"]["train"]["epochs"] = "ten"
     with pytest.raises(ConfigError, match=r"profiles\.demo\.train\.epochs: 'ten' is not of type 'integer'"):
-        validate(bad, schema)
+        validate(bad)
 
 
 def test_heads_must_divide_width(config, schema):
     bad = copy.deepcopy(config)
     bad["profiles"]["demo"]["model"]["n_heads"] = 3
     with pytest.raises(ConfigError, match="not divisible by n_heads=3"):
-        validate(bad, schema)
+        validate(bad)
 
 
 def test_config_file_errors_name_the_file(tmp_path):
@@ -72,9 +72,6 @@ def test_config_file_errors_name_the_file(tmp_path):
 def test_cli_stops_before_any_work_on_a_bad_config(tmp_path, capsys):
     from drmoe_repro.cli import main
 
-    (tmp_path / "schemas").mkdir()
-    (tmp_path / "schemas" / "config.schema.yaml").write_text(
-        (DEFAULT_CONFIG.parent / "schemas" / "config.schema.yaml").read_text())
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
     raw["profiles"]["demo"]["seeds"] = [-1]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(raw))
@@ -95,7 +92,7 @@ def test_resolve_run_applies_system_overrides(config):
 def test_a_system_can_train_with_its_published_recipe(config):
     custom = copy.deepcopy(config)
     custom["systems"]["ml_gcn_published"] = {"model": "ml_gcn", "recipe": "published"}
-    validate(custom, load_schema(DEFAULT_CONFIG))
+    validate(custom)
     assert resolve_run(custom, "paper", "coco", "ml_gcn_published", 0)["train"]["recipe"] == "published"
     assert resolve_run(custom, "paper", "coco", "ml_gcn", 0)["train"]["recipe"] == "paper"
 

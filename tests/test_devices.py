@@ -148,7 +148,7 @@ def test_sharing_a_gpu_needs_one_gpu_per_run():
     config = load_config(DEFAULT_CONFIG)
     config["profiles"]["paper"].update(runs_per_gpu=3, gpus_per_run=2)
     with pytest.raises(ConfigError, match=r"profiles.paper.runs_per_gpu=3 .* gpus_per_run must be 1 \(got 2\)"):
-        validate(config, load_schema())
+        validate(config)
 
 
 def test_a_child_that_inherits_the_locks_keeps_the_gpus_claimed_after_its_parent_dies(tmp_path):

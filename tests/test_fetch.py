@@ -550,36 +550,61 @@ def _cli(argv: list[str]) -> int:
     return fetch_command.run(parser.parse_args(argv))
 
 
-def test_cli_fetches_and_writes_the_done_marker(server, tmp_path, capsys):
+def _config_with_asset(tmp_path: Path, name: str, spec: dict) -> tuple[Path, Path]:
+    """The shipped config with the paper profile's data_dir in tmp_path and one asset replaced: (config, data_dir)."""
+    import yaml
+
+    config = yaml.safe_load(Path("workflow/config.yaml").read_text())
+    data_dir = tmp_path / "results" / "paper" / "data"
+    config["profiles"]["paper"]["data_dir"] = str(data_dir)
+    config["profiles"]["paper"]["assets"][name] = spec
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, data_dir
+
+
+def test_cli_fetches_and_writes_the_marker_that_says_where_the_asset_lives(server, tmp_path, capsys):
     data = _tar_with(VOC_TEST)
     url = server.serve("/VOCtest_06-Nov-2007.tar", data)
-    data_dir = tmp_path / "results" / "paper" / "data"
-    config = {
-        "profile": "demo",
-        "profiles": {
-            "demo": {"data_dir": str(tmp_path / "demo")},
-            "paper": {
-                "data_dir": str(data_dir),
-                "assets": {
-                    "voc2007_test": {**spec_for([url], data, "VOCtest_06-Nov-2007.tar"), "extract_to": "voc"},
-                },
-            },
-        },
-    }
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(json.dumps(config))  # JSON is YAML
+    config_path, data_dir = _config_with_asset(
+        tmp_path, "voc2007_test", {**spec_for([url], data, "VOCtest_06-Nov-2007.tar"), "extract_to": "voc"})
 
     assert _cli(["--asset", "voc2007_test", "--config", str(config_path), "--profile", "paper", "--no-progress"]) == 0
     done = json.loads((data_dir / "voc2007_test.fetched.json").read_text())
     assert done["source"] == url and done["md5"] == md5_of(data) and done["profile"] == "paper"
-    assert done["path"] == str(data_dir / "voc")
+    assert done["path"] == str(data_dir / "voc") and done["kind"] == "downloaded archive, extracted"
+    assert done["verified"] == "matches the config's md5"
     assert (data_dir / "voc" / "VOCdevkit/VOC2007/JPEGImages/000001.jpg").exists()
     assert (data_dir / "downloads" / "VOCtest_06-Nov-2007.tar").exists()
 
-    assert _cli(["--asset", "voc2007_tset", "--config", str(config_path), "--profile", "paper"]) == 1
-    assert "available: voc2007_test" in capsys.readouterr().err
-    assert _cli(["--asset", "voc2007_test", "--config", str(config_path)]) == 1  # default profile: demo
-    assert "profiles with assets: paper" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="available: .*voc2007_test"):
+        _cli(["--asset", "voc2007_tset", "--config", str(config_path), "--profile", "paper"])
+    with pytest.raises(ValueError, match="profile 'demo' has no assets"):
+        _cli(["--asset", "voc2007_test", "--config", str(config_path)])  # default profile: demo
+
+
+def test_cli_records_a_local_folder_as_used_in_place_and_unverified(tmp_path):
+    folder = tmp_path / "my_voc"
+    (folder / "VOCdevkit").mkdir(parents=True)
+    config_path, data_dir = _config_with_asset(
+        tmp_path, "voc2007_test", {"urls": [], "md5": None, "filename": "VOCtest_06-Nov-2007.tar", "local": str(folder)})
+    assert _cli(["--asset", "voc2007_test", "--config", str(config_path), "--profile", "paper", "--no-progress"]) == 0
+    done = json.loads((data_dir / "voc2007_test.fetched.json").read_text())
+    assert done["path"] == str(folder) and done["kind"] == "local folder, used as it is"
+    assert done["verified"].startswith("not verified")
+
+
+def test_cli_validates_the_whole_config_first_a_misspelt_checksum_key_fetches_nothing(server, tmp_path):
+    """An asset whose `md5:` is spelt `MD5:` once downloaded, extracted and marked it with no check at all."""
+    from drmoe_repro.config import ConfigError
+
+    data = _tar_with(VOC_TEST)
+    url = server.serve("/VOCtest_06-Nov-2007.tar", data)
+    spec = {"urls": [url], "MD5": md5_of(data), "md5": None, "filename": "VOCtest_06-Nov-2007.tar"}
+    config_path, data_dir = _config_with_asset(tmp_path, "voc2007_test", spec)
+    with pytest.raises(ConfigError, match=r"profiles\.paper\.assets\.voc2007_test: unknown key\(s\) \['MD5'\]"):
+        _cli(["--asset", "voc2007_test", "--config", str(config_path), "--profile", "paper", "--no-progress"])
+    assert server.hits["/VOCtest_06-Nov-2007.tar"] == 0 and not data_dir.exists()
 
 
 def test_cli_help_explains_itself():

@@ -15,7 +15,7 @@ from drmoe_repro.data.coco import load_coco
 from drmoe_repro.data.images import (
     CorruptImageError,
     DatasetFormatError,
-    check_jpeg_complete,
+    file_problem,
     read_rgb,
 )
 from drmoe_repro.data.voc import VOC_CLASSES, load_voc
@@ -79,24 +79,30 @@ def test_corrupt_image_error_pickles():
     assert isinstance(error, DatasetFormatError) and str(error) == "a/b.jpg: truncated"
 
 
-def test_check_jpeg_complete(tmp_path):
+def test_file_problem_accepts_what_the_reader_decodes_and_names_the_rest(tmp_path):
     path = tmp_path / "ok.jpg"
     write_jpeg(path)
-    assert check_jpeg_complete(path)
+    assert file_problem(path) is None
     padded = tmp_path / "padded.jpg"
     padded.write_bytes(path.read_bytes() + b"\x00" * 10 + b"\n")
-    assert check_jpeg_complete(padded)
+    assert file_problem(padded) is None
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(path.read_bytes()[:-2])
-    assert not check_jpeg_complete(cut)
+    assert "truncated JPEG" in file_problem(cut)
     zero_filled = tmp_path / "zero_filled.jpg"  # a preallocated file whose download stopped early
     zero_filled.write_bytes(path.read_bytes()[:100] + b"\x00" * 500)
-    assert not check_jpeg_complete(zero_filled)
-    png = tmp_path / "x.png"
-    Image.new("RGB", (4, 4)).save(png)
-    assert not check_jpeg_complete(png)
-    with pytest.raises(FileNotFoundError):
-        check_jpeg_complete(tmp_path / "absent.jpg")
+    assert "truncated JPEG" in file_problem(zero_filled)
+    png_named_jpg = tmp_path / "png_inside.jpg"  # COCO has PNG data under .jpg names: read by its bytes
+    Image.new("RGB", (4, 4)).save(png_named_jpg, format="PNG")
+    assert file_problem(png_named_jpg) is None
+    cut_png = tmp_path / "cut.png"
+    cut_png.write_bytes(png_named_jpg.read_bytes()[:-6])
+    assert "truncated PNG" in file_problem(cut_png)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert file_problem(tmp_path / "empty.jpg") == "empty image file"
+    (tmp_path / "page.jpg").write_bytes(b"<html>Not Found</html>")
+    assert "not a JPEG or PNG" in file_problem(tmp_path / "page.jpg")
+    assert file_problem(tmp_path / "absent.jpg") == "image file is missing"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
 from drmoe_repro.engine.train import masked_bce
 from drmoe_repro.models import MODELS, DataInfo, build_model
-from drmoe_repro.models.registry import MODEL_KEYS
+from drmoe_repro.model_keys import MODEL_KEYS
 
 NUM_LABELS = 6
 IMAGE = 32
@@ -60,7 +60,7 @@ def test_every_declared_config_key_exists_in_the_schema_and_profiles(name):
     config = load_config(DEFAULT_CONFIG)
     for profile in ("demo", "paper"):
         block = config["profiles"][profile]["model"]
-        missing = [k for k in MODEL_KEYS[name] if k not in block and k != "weights_dir"]
+        missing = [k for k in MODEL_KEYS[name] if k not in block]
         assert not missing, f"{name} reads {missing}, absent from profiles.{profile}.model"
 
 

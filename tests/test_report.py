@@ -17,7 +17,8 @@ import yaml
 
 from drmoe_repro import metrics
 from drmoe_repro.cli import build_parser
-from drmoe_repro.config import index_path, load_config, run_dir
+from drmoe_repro.config import load_config
+from drmoe_repro.layout import index_path, run_dir
 from drmoe_repro.io import load_json, save_json, save_npz, write_text
 from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import figures as fg

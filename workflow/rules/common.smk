@@ -1,20 +1,16 @@
 # Shared names and input functions. All logic lives in the package; these only ask it what to build.
 import json
 
-from drmoe_repro.config import profile_of, resolve_run, run_dir
-from drmoe_repro.data.prepare import fetched_marker
+from drmoe_repro.config import index_signature, profile_of, resolve_run, signature_text
+from drmoe_repro.layout import dataset_assets, fetch_marker, model_assets, run_dir
 from drmoe_repro.paper.report import report_runs
 from drmoe_repro.paper.tables import METRIC_TABLES, required_runs
 
 PROFILE = config["profile"]
-CONFIG_FILE = "workflow/config.yaml"
 ENV = "../../envs/drmoe.yaml"
-# Every job calls the package's CLI as `PYTHONPATH=src python -m drmoe_repro STEP`: src/ on the path serves the
-# project venv and `--sdm conda` alike.
-
-
-def cli_args(profile):
-    return f"--config {CONFIG_FILE} --profile {profile}"
+# Every job calls the package's CLI as `PYTHONPATH=src python -m drmoe_repro STEP --config {PLANNED_CONFIG} ...`:
+# src/ on the path serves the project venv and `--sdm conda` alike. The planned config's path is named in each
+# shell command, not in `params`, so that a config change reruns only the jobs whose own inputs or signature change.
 
 
 def run_files(table, name):
@@ -31,20 +27,24 @@ def all_tables():
     return [f"results/table{n}.csv" for n in METRIC_TABLES]
 
 
+def resolved_run(wildcards):
+    return resolve_run(config, wildcards.profile, wildcards.dataset, wildcards.system, int(wildcards.seed))
+
+
 def run_signature(wildcards):
-    """The resolved run config: Snakemake reruns a run when any value that reaches it changes."""
-    cfg = resolve_run(config, wildcards.profile, wildcards.dataset, wildcards.system, int(wildcards.seed))
-    return json.dumps(cfg, sort_keys=True)
+    """What changes a run's result: Snakemake reruns a run when any of it changes (paths and count checks do not)."""
+    return signature_text(resolved_run(wildcards))
 
 
 def dataset_signature(wildcards):
-    return json.dumps(profile_of(config, wildcards.profile)["datasets"][wildcards.dataset], sort_keys=True)
+    """What changes a data set's label index: prepare (and so every training on it) reruns only when this does."""
+    return json.dumps(index_signature(profile_of(config, wildcards.profile), wildcards.dataset), sort_keys=True)
 
 
-def model_assets(wildcards):
-    """Fetch markers of what every training run needs (ImageNet weights, GloVe); none on the demo profile."""
+def training_assets(wildcards):
+    """Fetch markers of what the run's model settings ask for (ImageNet weights, GloVe); none for pretrained: false."""
     prof = profile_of(config, wildcards.profile)
-    return [str(fetched_marker(prof, asset)) for asset in prof.get("model_assets", [])]
+    return [str(fetch_marker(prof, asset)) for asset in model_assets(resolved_run(wildcards)["model"]).values()]
 
 
 def gpus(wildcards):
@@ -60,7 +60,4 @@ def evaluation_gpus(wildcards):
 def fetched_assets(wildcards):
     """Fetch markers the data set needs (none for the generated demo data)."""
     prof = profile_of(config, wildcards.profile)
-    spec = prof["datasets"][wildcards.dataset]
-    if spec["source"] != "assets":
-        return []
-    return [str(fetched_marker(prof, asset)) for asset in spec.get("assets", [])]
+    return [str(fetch_marker(prof, asset)) for asset in sorted(set(dataset_assets(prof, wildcards.dataset).values()))]

@@ -3,15 +3,14 @@
 
 rule fetch:
     output:
-        str(Path(profile_of(config, PROFILE)["data_dir"]) / "{asset}.fetched.json"),
+        str(fetch_marker(profile_of(config, PROFILE), "{asset}")),
     log:
         f"results/{PROFILE}/logs/fetch/{{asset}}.log",
-    params:
-        args=cli_args(PROFILE),
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro fetch {params.args} --asset {wildcards.asset} 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro fetch --config {PLANNED_CONFIG} --profile {PROFILE} --asset {wildcards.asset} "
+        "--no-progress 2>&1 | tee {log}"
 
 
 rule prepare:
@@ -23,9 +22,9 @@ rule prepare:
     log:
         "results/{profile}/logs/prepare/{dataset}.log",
     params:
-        args=lambda w: cli_args(w.profile),
         dataset=dataset_signature,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro prepare {params.args} --dataset {wildcards.dataset} 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro prepare --config {PLANNED_CONFIG} --profile {wildcards.profile} "
+        "--dataset {wildcards.dataset} 2>&1 | tee {log}"

@@ -3,7 +3,7 @@
 # Inputs: the files of every run Tables 1-6 and the recipe comparison read. gates.npz is not named: the evaluate
 # job that writes predictions.npz writes it beside them, so the predictions stand for it.
 
-from drmoe_repro.config import index_path
+from drmoe_repro.layout import index_path
 from drmoe_repro.paper.report import outputs as report_outputs_of
 
 # key -> path of everything the report rule writes (table6.csv, recipes.csv, figures, report, headline/analysis
@@ -29,9 +29,9 @@ rule report:
     log:
         f"results/{PROFILE}/logs/report.log",
     params:
-        args=cli_args(PROFILE),
         profile=PROFILE,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro report {params.args} 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro report --config {PLANNED_CONFIG} --profile {PROFILE} "
+        "--reference-config {REFERENCE_CONFIG} 2>&1 | tee {log}"

@@ -11,10 +11,10 @@ rule table:
     log:
         f"results/{PROFILE}/logs/table{{n}}.log",
     params:
-        args=cli_args(PROFILE),
         # Switching profiles rewrites the tables even though no input file changed.
         profile=PROFILE,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro table {params.args} --table {wildcards.n} --out {output} 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro table --config {PLANNED_CONFIG} --profile {PROFILE} "
+        "--reference-config {REFERENCE_CONFIG} --table {wildcards.n} --out {output} 2>&1 | tee {log}"

@@ -4,14 +4,13 @@
 rule train:
     input:
         index="results/{profile}/index/{dataset}/train.npz",
-        assets=model_assets,
+        assets=training_assets,
     output:
         model="results/{profile}/runs/{dataset}/{system}/seed{seed}/model.pt",
         summary="results/{profile}/runs/{dataset}/{system}/seed{seed}/train.json",
     log:
         "results/{profile}/logs/train/{dataset}_{system}_seed{seed}.log",
     params:
-        args=lambda w: cli_args(w.profile),
         run=run_signature,
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
     resources:
@@ -19,8 +18,8 @@ rule train:
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro train {params.args} --dataset {wildcards.dataset} --system {wildcards.system} "
-        "--seed {wildcards.seed} --no-progress 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro train --config {PLANNED_CONFIG} --profile {wildcards.profile} "
+        "--dataset {wildcards.dataset} --system {wildcards.system} --seed {wildcards.seed} --no-progress 2>&1 | tee {log}"
 
 
 rule evaluate:
@@ -36,13 +35,11 @@ rule evaluate:
         run="results/{profile}/runs/{dataset}/{system}/seed{seed}/run.json",
     log:
         "results/{profile}/logs/evaluate/{dataset}_{system}_seed{seed}.log",
-    params:
-        args=lambda w: cli_args(w.profile),
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
     resources:
         gpu=evaluation_gpus,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro evaluate {params.args} --dataset {wildcards.dataset} --system {wildcards.system} "
-        "--seed {wildcards.seed} --no-progress 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro evaluate --config {PLANNED_CONFIG} --profile {wildcards.profile} "
+        "--dataset {wildcards.dataset} --system {wildcards.system} --seed {wildcards.seed} --no-progress 2>&1 | tee {log}"

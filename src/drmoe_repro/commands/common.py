@@ -27,7 +27,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in log files)")
 
 
+def add_reference_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference-config", type=Path, default=DEFAULT_CONFIG,
+                        help="the config whose profiles are the recipes runs are compared with: a row whose run "
+                             "differs from its profile there is marked as deviating (default: %(default)s)")
+
+
 def config_and_profile(args: argparse.Namespace) -> tuple[dict, str]:
+    """The validated config (the whole of it, before any work) and the selected profile's name."""
     overrides = {"profile": args.profile} if args.profile else None
     config = load_config(args.config, overrides)
     return config, config["profile"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from drmoe_repro.commands.common import add_run_arguments, config_and_profile, on_claimed_gpus, run_cli_args
-from drmoe_repro.config import index_path, profile_of, resolve_run, run_dir
-from drmoe_repro.data.prepare import model_extras
+from drmoe_repro.config import profile_of, resolve_run
+from drmoe_repro.layout import index_path, run_dir
 from drmoe_repro.engine.evaluate import evaluate_run
 from drmoe_repro.metrics import headline
 
@@ -26,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
     def evaluate() -> int:
         results = evaluate_run(cfg, index_path(profile, args.dataset, "train"),
                                index_path(profile, args.dataset, "test"),
-                               run_dir(profile, args.dataset, args.system, args.seed), progress=not args.no_progress,
-                               extras=model_extras(prof))
+                               run_dir(profile, args.dataset, args.system, args.seed), progress=not args.no_progress)
         top = headline(results)
         print(f"{args.system}/{args.dataset} seed {args.seed}: mAP {100 * top['mAP']:.2f}  "
               f"OF1 {100 * top['OF1']:.2f}  CF1 {100 * top['CF1']:.2f}  "

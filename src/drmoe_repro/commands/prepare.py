@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from drmoe_repro.commands.common import add_config_arguments, config_and_profile
-from drmoe_repro.config import index_path, profile_of
+from drmoe_repro.config import profile_of
+from drmoe_repro.layout import index_path
 from drmoe_repro.data.prepare import prepare_dataset
 
 HELP = ("Build results/<profile>/index/<dataset>/{train,test}.npz from the data set's annotation files "
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset not in prof["datasets"]:
         raise ValueError(f"data set {args.dataset!r} is not in profiles.{profile}.datasets; "
                          f"defined: {', '.join(prof['datasets'])}")
-    counts = prepare_dataset(prof, args.dataset,
+    counts = prepare_dataset(prof, args.dataset, profile,
                              train_out=index_path(profile, args.dataset, "train"),
                              test_out=index_path(profile, args.dataset, "test"))
     print(f"{args.dataset}: {counts['train']} training and {counts['test']} test images, {counts['labels']} labels")

@@ -57,13 +57,18 @@ def _load_coco_api(path: Path) -> COCO:
 
 
 def load_coco(
-    coco_root: str | Path, split: str, keep_unannotated: bool = False, *, check_images: bool = True
+    coco_root: str | Path, split: str, keep_unannotated: bool = False, *, check_images: bool = True,
+    images_root: str | Path | None = None,
 ) -> LabelIndex:
     """Read one COCO 2014 split ("train2014" or "val2014") into a `LabelIndex`.
 
-    `check_images` runs the cheap end-of-image check on every JPEG (a missing image is an error either way).
+    Annotations are read from `coco_root/annotations/`, images from `images_root/<split>/` (default: `coco_root`,
+    the archives' own layout; they differ when the image and annotation archives sit in different folders).
+    `check_images` runs the reader's acceptance check (images.file_problem) on every image; without it, only
+    that each exists.
     """
     coco_root = Path(coco_root)
+    images_root = coco_root if images_root is None else Path(images_root)
     if split not in COCO_SPLITS:
         raise ValueError(f"split must be one of {COCO_SPLITS}, got {split!r}")
     annotation_path = coco_root / "annotations" / f"instances_{split}.json"
@@ -100,9 +105,9 @@ def load_coco(
 
     kept_ids = [image_ids[row] for row in rows]
     image_paths = tuple(f"{split}/{api.imgs[image_id]['file_name']}" for image_id in kept_ids)
-    verify_images(coco_root, image_paths, check_complete=check_images)
+    verify_images(images_root, image_paths, check_content=check_images)
     return LabelIndex(
-        image_root=str(coco_root),
+        image_root=str(images_root),
         image_ids=tuple(str(image_id) for image_id in kept_ids),
         image_paths=image_paths,
         label_names=label_names,

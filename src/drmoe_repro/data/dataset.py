@@ -13,9 +13,8 @@ import contextlib
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.io import decode_jpeg, read_file, ImageReadMode
 
-from drmoe_repro.data.images import read_rgb
+from drmoe_repro.data.images import decode_rgb, read_image_bytes, read_rgb
 from drmoe_repro.data.index import IGNORED, POSITIVE, LabelIndex
 
 # How VOC "difficult" labels (-1 in the index) enter the training loss; they are always ignored in AP.
@@ -48,8 +47,9 @@ def seeded_rng(seed: int, epoch: int, item: int):
 class ImageLabelDataset(Dataset):
     """Item `(i, epoch)` -> (transformed image [3, H, W], target row [L], i).
 
-    With `decode_on_device`, the item is the still-encoded JPEG instead (a uint8 byte tensor), for the training
-    loop to decode and augment on the GPU (`decode_and_transform`).
+    With `decode_on_device`, the item is the still-encoded image instead (its checked file bytes, as `bytes`, which
+    cross worker processes safely), for the training loop to decode and augment on the device
+    (`decode_and_transform`).
     """
 
     def __init__(self, index: LabelIndex, transform, targets: np.ndarray | None = None, seed: int = 0,
@@ -66,7 +66,7 @@ class ImageLabelDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]):
         i, epoch = key if isinstance(key, tuple) else (key, None)
         if self.decode_on_device:
-            return read_file(str(self.index.path_of(i))), self.targets[i], i, -1 if epoch is None else epoch
+            return read_image_bytes(self.index.path_of(i)), self.targets[i], i, -1 if epoch is None else epoch
         image = read_rgb(self.index.path_of(i))  # uint8 [3, H, W]; raises naming the file if corrupt
         if epoch is None:
             return self.transform(image), self.targets[i], i
@@ -75,15 +75,19 @@ class ImageLabelDataset(Dataset):
 
 
 def collate_encoded(batch):
-    """Collate for `decode_on_device`: JPEG byte tensors stay a list (their lengths differ)."""
+    """Collate for `decode_on_device`: the encoded images stay a list of `bytes` (their lengths differ)."""
     encoded, targets, items, epochs = zip(*batch)
     return list(encoded), torch.stack(targets), torch.tensor(items), torch.tensor(epochs)
 
 
-def decode_and_transform(encoded: list[torch.Tensor], items, epochs, transform, seed: int,
-                         device: torch.device) -> torch.Tensor:
-    """Decode a batch of JPEGs on `device` (nvjpeg on a GPU) and apply the seeded per-image transform there."""
-    images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)  # list of uint8 [3, H, W] on device
+def decode_and_transform(encoded: list[bytes], items, epochs, transform, seed: int, device: torch.device,
+                         index: LabelIndex) -> torch.Tensor:
+    """Decode a batch of images on `device` (nvjpeg on a GPU) and apply the seeded per-image transform there.
+
+    `index` names the files in error messages (a batch holds bytes and row numbers, not paths).
+    """
+    paths = [index.path_of(i) for i in items.tolist()]
+    images = decode_rgb(encoded, paths, device)  # list of uint8 [3, H, W] on device
     out = []
     for image, item, epoch in zip(images, items.tolist(), epochs.tolist()):
         if epoch < 0:

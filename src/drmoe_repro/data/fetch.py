@@ -144,12 +144,25 @@ class FetchResult:
     md5: str | None  # None only for an already-extracted local folder (nothing to checksum)
     sha256: str | None
     extracted: bool  # path is a folder this module unpacked (or found unpacked by an earlier call)
+    verified: str = ""  # what the bytes were checked against (see `_verified`)
+
+    @property
+    def kind(self) -> str:
+        """Where the asset lives, in words: what later steps read from the fetch marker."""
+        local = not self.source.startswith(("http://", "https://", "ftp://"))
+        if self.archive is None:
+            return "local folder, used as it is"
+        if self.extracted:
+            return "local archive, extracted" if local else "downloaded archive, extracted"
+        return "local file" if local else "downloaded file"
 
     def record(self) -> dict[str, Any]:
-        """A JSON-ready summary (the CLI's done marker)."""
+        """A JSON-ready summary (the CLI's done marker): `path` is where every later step finds the asset."""
         return {
             "asset": self.name,
             "path": str(self.path),
+            "kind": self.kind,
+            "verified": self.verified,
             "source": self.source,
             "archive": str(self.archive) if self.archive is not None else None,
             "md5": self.md5,
@@ -222,9 +235,9 @@ def fetch_asset_result(
         md5, sha256, source = _download_asset(asset, archive, timeout, progress, key, config_path)
 
     if not asset.extract:
-        return FetchResult(name, archive, source, archive, md5, sha256, extracted=False)
+        return FetchResult(name, archive, source, archive, md5, sha256, extracted=False, verified=_verified(asset))
     _extract_and_mark(asset, archive, extract_dir, source, md5, sha256)
-    return FetchResult(name, extract_dir, source, archive, md5, sha256, extracted=True)
+    return FetchResult(name, extract_dir, source, archive, md5, sha256, extracted=True, verified=_verified(asset))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -250,7 +263,8 @@ def _use_local(asset: AssetSpec, extract_dir: Path, key: str) -> FetchResult:
             asset.name,
             path,
         )
-        return FetchResult(asset.name, path, str(path), None, None, None, extracted=False)
+        return FetchResult(asset.name, path, str(path), None, None, None, extracted=False,
+                           verified="not verified: a folder has no checksum")
 
     if asset.extract:
         done = _done_extraction(asset, extract_dir, source=str(path))
@@ -265,9 +279,10 @@ def _use_local(asset: AssetSpec, extract_dir: Path, key: str) -> FetchResult:
             f"Point {key}.local at an intact copy of {asset.filename}"
         )
     if not asset.extract:
-        return FetchResult(asset.name, path, str(path), path, md5, sha256, extracted=False)
+        return FetchResult(asset.name, path, str(path), path, md5, sha256, extracted=False, verified=_verified(asset))
     _extract_and_mark(asset, path, extract_dir, str(path), md5, sha256)
-    return FetchResult(asset.name, extract_dir, str(path), path, md5, sha256, extracted=True)
+    return FetchResult(asset.name, extract_dir, str(path), path, md5, sha256, extracted=True,
+                       verified=_verified(asset))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -302,6 +317,14 @@ def _hash_file(path: Path, digests: _Digests | None = None) -> tuple[str, str]:
         while chunk := handle.read(_CHUNK):
             digests.update(chunk)
     return digests.hexdigests()
+
+
+def _verified(asset: AssetSpec) -> str:
+    """What a file of `asset` that passed `_checksum_problem` was checked against, in words."""
+    checked = [name for name, value in (("md5", asset.md5), ("sha256", asset.sha256)) if value is not None]
+    if not checked:
+        return "not verified: the config gives no md5 or sha256 (the checksums seen are recorded)"
+    return "matches the config's " + " and ".join(checked)
 
 
 def _checksum_problem(asset: AssetSpec, md5: str, sha256: str) -> str | None:
@@ -716,6 +739,7 @@ def _done_extraction(asset: AssetSpec, extract_dir: Path, source: str | None = N
         marker.get("md5"),
         marker.get("sha256"),
         extracted=True,
+        verified=_verified(asset),
     )
 
 

@@ -79,7 +79,6 @@ def imagenet_backbone_weights(
         path = Path(local).expanduser()
         if not path.is_file():
             raise FetchError(f"ImageNet weights for {arch}: local file {path} does not exist")
-        source = str(path)
     else:
         spec = imagenet_weights_asset(arch, version)
         if urls is not None:
@@ -94,11 +93,17 @@ def imagenet_backbone_weights(
             progress=progress,
             config_key=config_key or f"profiles.paper.assets.{name}",
         )
-        source = str(path)
+    return load_imagenet_state_dict(arch, path)
+
+
+def load_imagenet_state_dict(arch: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Load a weights file (weights_only=True) and check it is a torchvision `arch` state dict; errors name the file."""
+    source = str(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated file, a pickle with code in it, not a torch file at all
-        raise FetchError(f"ImageNet weights for {arch}: cannot load {source} with weights_only=True ({err})") from None
+        raise FetchError(f"ImageNet weights for {arch}: cannot load {source} with weights_only=True ({err}); "
+                         "delete it (and its fetch marker) and fetch it again") from None
     state = _unwrap_state_dict(loaded, source)
     _check_state_dict(state, arch, source)
     return state

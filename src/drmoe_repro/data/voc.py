@@ -105,7 +105,8 @@ def _objects_in_annotation(path: Path) -> list[tuple[str, bool]]:
 def load_voc(voc_root: str | Path, image_set: str, *, check_images: bool = True) -> LabelIndex:
     """Read one VOC 2007 image set ("trainval", "test", "train", "val") into a `LabelIndex`.
 
-    `check_images` runs the cheap end-of-image check on every JPEG (a missing image is an error either way).
+    `check_images` runs the reader's acceptance check (images.file_problem) on every image; without it, only
+    that each exists.
     Image ids are the VOC ids ("000005") in the order of `ImageSets/Main/<image_set>.txt`.
     """
     voc_root = Path(voc_root)
@@ -146,7 +147,7 @@ def load_voc(voc_root: str | Path, image_set: str, *, check_images: bool = True)
             )
 
     image_paths = tuple(f"JPEGImages/{image_id}.jpg" for image_id in image_ids)
-    verify_images(voc_root, image_paths, check_complete=check_images)
+    verify_images(voc_root, image_paths, check_content=check_images)
     return LabelIndex(
         image_root=str(voc_root),
         image_ids=tuple(image_ids),

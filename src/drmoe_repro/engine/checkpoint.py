@@ -41,5 +41,21 @@ def save_checkpoint(path: Path, state: dict) -> None:
     save_torch(path, state)
 
 
+def _load(path: Path, remedy: str):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # a truncated or overwritten file: torch says "zip archive" without naming it
+        raise RuntimeError(f"{path} cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}); {remedy}") \
+            from None
+
+
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A resume checkpoint; a damaged one is an error naming the file and what to do about it."""
+    return _load(path, "delete it to train this run from its start (or from an older copy you kept)")
+
+
+def load_weights(path: Path) -> dict:
+    """A run's final weights (model.pt); a damaged file is an error naming it and what to do about it."""
+    return _load(path, "delete it and train the run again (snakemake reruns it; by hand: drmoe-repro train ...)")

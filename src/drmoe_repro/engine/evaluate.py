@@ -21,7 +21,7 @@ from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_eval_transform
 from drmoe_repro.engine.determinism import make_deterministic
 from drmoe_repro.engine.provenance import device_description, git_commit, library_versions
-from drmoe_repro.engine.train import label_prior, load_trained_model
+from drmoe_repro.engine.train import DEFAULT_LOADER_TIMEOUT_S, batches, label_prior, load_trained_model
 from drmoe_repro.io import load_json, save_json, save_npz, write_text
 
 
@@ -30,14 +30,18 @@ def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool
     """Scores [N, L] float32 after the sigmoid, and gates [N, L, E] float32 (None for models without gates)."""
     device = torch.device(cfg["device"])
     model.to(device).eval()
+    workers = cfg["train"]["num_workers"]
+    timeout = cfg["train"].get("loader_timeout_s", DEFAULT_LOADER_TIMEOUT_S) if workers > 0 else None
     loader = DataLoader(
         ImageLabelDataset(index, build_eval_transform(cfg["input"])),
         batch_size=cfg["train"]["eval_batch_size"],
         shuffle=False,
-        num_workers=cfg["train"]["num_workers"],
+        num_workers=workers,
+        timeout=timeout or 0,
     )
     scores, gates = [], []
-    for images, _, _ in tqdm(loader, desc=f"evaluate {cfg['system']}/{cfg['dataset']}", disable=not progress, leave=False):
+    for images, _, _ in tqdm(batches(loader, timeout), total=len(loader), desc=f"evaluate {cfg['system']}/{cfg['dataset']}",
+                             disable=not progress, leave=False):
         out = model(images.to(device))
         scores.append(torch.sigmoid(out["logits"].float()).cpu())
         if "gates" in out:
@@ -47,12 +51,11 @@ def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool
     return score_matrix, gate_tensor
 
 
-def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True,
-                 extras: dict | None = None) -> dict:
+def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True) -> dict:
     make_deterministic(cfg["seed"], cfg["torch_threads"])
     started = time.perf_counter()
     index = LabelIndex.load(test_index)
-    model = load_trained_model(cfg, train_index, run_dir, extras)
+    model = load_trained_model(cfg, train_index, run_dir)
     scores, gates = predict(model, index, cfg, progress)
     wall = time.perf_counter() - started
 
@@ -85,6 +88,7 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
         "libraries": library_versions(),
         "device": device_description(cfg["device"]),
         "num_parameters": train_summary["num_parameters"],
+        "num_train_images": train_summary.get("num_train_images"),
         "num_test_images": len(index),
         "timing": {
             "train_wall_s": train_summary["timing"]["wall_s"],

@@ -27,7 +27,8 @@ from tqdm import tqdm
 from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform, training_targets
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
-from drmoe_repro.engine.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from drmoe_repro.data.pretrained import load_glove, load_imagenet_state_dict
+from drmoe_repro.engine.checkpoint import load_checkpoint, load_weights, restore_rng_states, rng_states, save_checkpoint
 from drmoe_repro.engine.determinism import make_deterministic, seed_worker
 from drmoe_repro.engine.distributed import GlobalBatchSampler, init_distributed, shutdown_distributed
 from drmoe_repro.engine.loss_watch import LossWatch, NonFiniteLossError
@@ -50,8 +51,24 @@ def training_loss(out: dict, targets: torch.Tensor) -> torch.Tensor:
     return masked_bce(out["logits"].float(), targets) + out.get("aux_loss", 0.0)
 
 
-def data_info_for(index: LabelIndex, extras: dict | None = None) -> DataInfo:
-    return DataInfo(label_names=index.label_names, train_targets=index.targets, extras=extras or {})
+# Seconds to wait for the next batch from DataLoader workers before stopping the run (train.loader_timeout_s).
+DEFAULT_LOADER_TIMEOUT_S = 600
+
+
+def data_info_for(index: LabelIndex, model_cfg: dict, inputs: dict[str, Path] | None = None) -> DataInfo:
+    """What the model builder gets: the training labels, and the tensors its settings ask for, loaded here.
+
+    `inputs` maps layout.model_assets' roles to fetched locations: "backbone_weights" (a weights file),
+    "label_vectors" (the GloVe folder or file). Models never read files themselves.
+    """
+    inputs = inputs or {}
+    weights = vectors = None
+    if "backbone_weights" in inputs:
+        weights = load_imagenet_state_dict(model_cfg["backbone"], inputs["backbone_weights"])
+    if "label_vectors" in inputs:
+        vectors = torch.from_numpy(load_glove(inputs["label_vectors"], list(index.label_names)))  # [L, 300]
+    return DataInfo(label_names=index.label_names, train_targets=index.targets, backbone_weights=weights,
+                    label_vectors=vectors)
 
 
 def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *, precision: str = "fp32",
@@ -85,23 +102,41 @@ def _device_for(cfg: dict) -> torch.device:
     return torch.device("cpu")
 
 
-def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True, extras: dict | None = None) -> dict:
-    """Train the run described by `cfg` (config.resolve_run) and write model.pt and train.json to run_dir."""
+def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True,
+              inputs: dict[str, Path] | None = None) -> dict:
+    """Train the run described by `cfg` (config.resolve_run) and write model.pt and train.json to run_dir.
+
+    `inputs`: the fetched locations of what the model settings ask for (see `data_info_for`).
+    """
     ctx = init_distributed(cfg["device"])
     try:
-        return _train(cfg, train_index, run_dir, progress, extras, ctx)
+        return _train(cfg, train_index, run_dir, progress, inputs, ctx)
     finally:
         shutdown_distributed(ctx)
 
 
-def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
+def batches(loader: DataLoader, timeout: float | None):
+    """Iterate the loader, turning a worker timeout into an error that says what happened and what to do."""
+    try:
+        yield from loader
+    except RuntimeError as exc:
+        if "DataLoader timed out" not in str(exc):
+            raise
+        raise RuntimeError(
+            f"no batch arrived from the {loader.num_workers} data-loading workers within {timeout:g} s: a worker is "
+            "stuck or died (see the messages above). Raise train.loader_timeout_s if your storage is that slow, or "
+            "set train.num_workers: 0 to load in the training process"
+        ) from None
+
+
+def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     generator = make_deterministic(cfg["seed"], cfg["torch_threads"])
     device = _device_for(cfg)
     train, seed = cfg["train"], cfg["seed"]
     index = LabelIndex.load(train_index)
     targets = training_targets(index.targets, cfg["data"].get("difficult_in_training", "ignore"))
-    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, extras)).to(device)
+    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, cfg["model"], inputs)).to(device)
     if train.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler, grad_clip = build_optimizer(model, cfg["model_name"], train)  # engine/recipes.py
@@ -114,21 +149,24 @@ def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     transform = build_train_transform(cfg["input"])
     on_device = cfg["input"].get("decode", "cpu") == "device"
     sampler = GlobalBatchSampler(len(index), cfg["data"]["batch_size"], seed, ctx)
+    workers = train["num_workers"]
+    timeout = train.get("loader_timeout_s", DEFAULT_LOADER_TIMEOUT_S) if workers > 0 else None
     loader = DataLoader(
         ImageLabelDataset(index, None if on_device else transform, targets, seed=seed, decode_on_device=on_device),
         batch_sampler=sampler,
-        num_workers=train["num_workers"],
+        num_workers=workers,
         worker_init_fn=seed_worker,
         generator=generator,
         collate_fn=collate_encoded if on_device else None,
         pin_memory=device.type == "cuda",
-        persistent_workers=train["num_workers"] > 0,
+        persistent_workers=workers > 0,
+        timeout=timeout or 0,
     )
 
     checkpoint_path = run_dir / "checkpoint.pt"
     start_epoch, history = 0, []
     if checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
+        state = load_checkpoint(checkpoint_path)  # names the file and the remedy if it is damaged
         if state["config"] == repr(cfg):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -147,13 +185,13 @@ def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
         sampler.set_epoch(epoch)
         step_model.train()
         losses = []
-        bar = tqdm(loader, desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
+        bar = tqdm(batches(loader, timeout), total=len(loader), desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
                    disable=not (progress and ctx.is_main), leave=False)
         try:
             for batch in bar:
                 if on_device:
                     encoded, batch_targets, items, epochs = batch
-                    images = decode_and_transform(encoded, items, epochs, transform, seed, device)
+                    images = decode_and_transform(encoded, items, epochs, transform, seed, device, index)
                 else:
                     images, batch_targets, _ = batch
                 images = images.to(device, non_blocking=True, memory_format=channels_last)
@@ -193,6 +231,7 @@ def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     summary = {
         "history": history,
         "num_parameters": sum(p.numel() for p in model.parameters()),
+        "num_train_images": len(index),
         "world_size": ctx.world_size,
         "timing": {
             "wall_s": round(wall, 3),
@@ -203,13 +242,24 @@ def _train(cfg, train_index, run_dir, progress, extras, ctx) -> dict:
     if ctx.is_main:
         save_torch(run_dir / "model.pt", model.state_dict())
         save_json(run_dir / "train.json", summary)
+        if not train.get("keep_checkpoint", False):
+            checkpoint_path.unlink(missing_ok=True)  # model.pt has the final weights; the rest only served resuming
     return summary
 
 
-def load_trained_model(cfg: dict, train_index: Path, run_dir: Path, extras: dict | None = None) -> torch.nn.Module:
+def load_trained_model(cfg: dict, train_index: Path, run_dir: Path) -> torch.nn.Module:
+    """The trained model of a run: its architecture, then every parameter and buffer from model.pt.
+
+    model.pt holds every weight, the pretrained ones included, so the model is built without its pretrained inputs:
+    no ImageNet weights or GloVe file is read (GloVe's place is held by zeros until the state dict fills it).
+    """
     index = LabelIndex.load(train_index)
-    model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, extras))
-    model.load_state_dict(torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True))
+    model_cfg = {**cfg["model"], "pretrained": False}
+    info = data_info_for(index, model_cfg)
+    if model_cfg.get("label_embedding") == "glove":
+        info = DataInfo(info.label_names, info.train_targets, label_vectors=torch.zeros(len(index.label_names), 300))
+    model = build_model(cfg["model_name"], model_cfg, info)
+    model.load_state_dict(load_weights(run_dir / "model.pt"))  # strict: every parameter and buffer is replaced
     return model
 
 

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from drmoe_repro.models.backbone import build_backbone
-from drmoe_repro.models.registry import BACKBONE_KEYS, DataInfo, register_model
+from drmoe_repro.models.registry import DataInfo, register_model
 
 
 class DynamicGraphConvolution(nn.Module):
@@ -59,10 +59,10 @@ class DynamicGraphConvolution(nn.Module):
 
 
 class ADDGCN(nn.Module):
-    def __init__(self, cfg: dict, num_labels: int):
+    def __init__(self, cfg: dict, num_labels: int, backbone_weights: dict | None = None):
         super().__init__()
         dim = cfg["addgcn_dim"]
-        self.backbone = build_backbone(cfg)
+        self.backbone = build_backbone(cfg, backbone_weights)
         channels = self.backbone.num_channels
         self.cam = nn.Conv2d(channels, num_labels, kernel_size=1, bias=False)
         self.transform = nn.Conv2d(channels, dim, kernel_size=1)
@@ -83,7 +83,7 @@ class ADDGCN(nn.Module):
         return {"logits": (s_m + s_r) / 2, "s_m": s_m, "s_r": s_r}
 
 
-@register_model(config_keys=BACKBONE_KEYS + ("addgcn_dim",))
+@register_model
 def add_gcn(cfg: dict, data: DataInfo) -> nn.Module:
     """ADD-GCN: semantic attention to class nodes, static + dynamic GCN, mean of the CAM and graph scores."""
-    return ADDGCN(cfg, data.num_labels)
+    return ADDGCN(cfg, data.num_labels, data.backbone_weights)

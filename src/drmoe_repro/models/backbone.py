@@ -48,21 +48,22 @@ class ResNetTrunk(nn.Module):
         return self.body(images)  # [batch, C, H/32, W/32]
 
 
-def build_backbone(cfg: dict) -> nn.Module:
-    """`cfg` is the model block: `backbone` names the network, `pretrained` asks for ImageNet weights."""
+def build_backbone(cfg: dict, weights: dict | None = None) -> nn.Module:
+    """`cfg` is the model block: `backbone` names the network, `pretrained` asks for ImageNet weights.
+
+    `weights` is the ImageNet state dict the engine loaded from the fetched asset (models never read files); it is
+    required when `pretrained` is true and refused otherwise, so a run is never silently from scratch or pretrained.
+    """
     name = cfg["backbone"]
+    if cfg.get("pretrained") and weights is None:
+        raise ValueError(f"model.pretrained is true but no ImageNet weights for {name!r} were given to the model")
+    if not cfg.get("pretrained") and weights is not None:
+        raise ValueError("ImageNet weights were given but model.pretrained is false")
     if name == "tiny_cnn":
         if cfg.get("pretrained"):
             raise ValueError("model.backbone 'tiny_cnn' has no pretrained weights; set model.pretrained: false")
         return TinyCNN()
-    state_dict = None
-    if cfg.get("pretrained"):
-        from drmoe_repro.data.pretrained import imagenet_backbone_weights
-
-        if "weights_dir" not in cfg:
-            raise ValueError("model.pretrained is true but model.weights_dir is not set in workflow/config.yaml")
-        state_dict = imagenet_backbone_weights(name, cfg["weights_dir"])
-    return ResNetTrunk(name, state_dict)
+    return ResNetTrunk(name, weights)
 
 
 def global_max_pool(features: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from drmoe_repro.models.backbone import build_backbone, global_avg_pool
 from drmoe_repro.models.label_graph import frequency_order
-from drmoe_repro.models.registry import BACKBONE_KEYS, DataInfo, register_model
+from drmoe_repro.models.registry import DataInfo, register_model
 
 IGNORE = -100  # marks the steps after END in a target sequence (no loss there)
 SCORE_EPS = 1e-6
@@ -49,7 +49,7 @@ class CNNRNN(nn.Module):
         embed, hidden = cfg["cnnrnn_embed"], cfg["cnnrnn_hidden"]
         self.num_labels, self.end, self.start = num_labels, num_labels, num_labels + 1
         self.beam_width = cfg["cnnrnn_beam"]
-        self.backbone = build_backbone(cfg)
+        self.backbone = build_backbone(cfg, data.backbone_weights)
         self.embedding = nn.Parameter(torch.randn(num_labels + 2, embed) * 0.1)  # [L + 2, E]
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
         self.recurrent_proj = nn.Linear(hidden, embed)
@@ -157,7 +157,7 @@ class CNNRNN(nn.Module):
         return {"logits": score_logits(scores)}  # [B, L]
 
 
-@register_model(config_keys=BACKBONE_KEYS + ("cnnrnn_embed", "cnnrnn_hidden", "cnnrnn_beam"))
+@register_model
 def cnn_rnn(cfg: dict, data: DataInfo) -> nn.Module:
     """CNN-RNN: frequency-ordered LSTM label decoder, beam search at inference, max-over-steps label scores."""
     return CNNRNN(cfg, data)

@@ -100,23 +100,21 @@ def random_label_embedding(num_labels: int, dim: int = GLOVE_DIM, seed: int = RA
     return torch.randn(num_labels, dim, generator=gen) / dim**0.5  # [L, dim]
 
 
-def label_embedding(kind: str, label_names: tuple[str, ...], extras: dict) -> torch.Tensor:
+def label_embedding(kind: str, label_names: tuple[str, ...], glove_vectors: torch.Tensor | None) -> torch.Tensor:
     """The GCN's input node features: float32 [L, 300].
 
-    "glove": GloVe 300-d vectors of the label names (multi-word names averaged, see `load_glove`), read from the file
-    or folder `extras["glove"]`; a missing entry is an error rather than a silent switch to another embedding.
+    "glove": the GloVe 300-d vectors of the label names (multi-word names averaged, see `data.pretrained.load_glove`),
+    which the engine reads from the fetched glove_6B asset and passes in; their absence is an error rather than a
+    silent switch to another embedding.
     "random": `random_label_embedding`, for data without meaningful label names (the demo).
     """
     if kind == "glove":
-        path = extras.get("glove")
-        if not path:
-            raise ValueError(
-                "model.label_embedding is 'glove' but the training data gives no GloVe file (DataInfo.extras['glove']);"
-                " fetch the glove_6B asset, or set model.label_embedding: random"
-            )
-        from drmoe_repro.data.pretrained import load_glove
-
-        return torch.from_numpy(load_glove(path, list(label_names), GLOVE_DIM))  # [L, 300]
+        if glove_vectors is None:
+            raise ValueError("model.label_embedding is 'glove' but no GloVe label vectors were given to the model")
+        if tuple(glove_vectors.shape) != (len(label_names), GLOVE_DIM):
+            raise ValueError(f"GloVe label vectors have shape {tuple(glove_vectors.shape)}, expected "
+                             f"({len(label_names)}, {GLOVE_DIM})")
+        return glove_vectors.float()  # [L, 300]
     if kind == "random":
         return random_label_embedding(len(label_names))
     raise ValueError(f"unknown label_embedding {kind!r}; expected 'glove' or 'random'")

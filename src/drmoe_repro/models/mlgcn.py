@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from drmoe_repro.models.backbone import build_backbone, global_max_pool
 from drmoe_repro.models.label_graph import label_embedding, mlgcn_adjacency
-from drmoe_repro.models.registry import BACKBONE_KEYS, DataInfo, register_model
+from drmoe_repro.models.registry import DataInfo, register_model
 
 
 class GraphConvolution(nn.Module):
@@ -39,8 +39,8 @@ class GraphConvolution(nn.Module):
 class MLGCN(nn.Module):
     def __init__(self, cfg: dict, data: DataInfo):
         super().__init__()
-        self.backbone = build_backbone(cfg)
-        embedding = label_embedding(cfg["label_embedding"], data.label_names, data.extras)
+        self.backbone = build_backbone(cfg, data.backbone_weights)
+        embedding = label_embedding(cfg["label_embedding"], data.label_names, data.label_vectors)
         adjacency = mlgcn_adjacency(
             data.train_targets,
             tau=cfg["mlgcn_tau"],
@@ -61,9 +61,7 @@ class MLGCN(nn.Module):
         return {"logits": features @ self.classifiers().t()}  # [B, C] @ [C, L] -> [B, L]
 
 
-@register_model(
-    config_keys=BACKBONE_KEYS + ("label_embedding", "mlgcn_hidden", "mlgcn_tau", "mlgcn_p", "mlgcn_reweight")
-)
+@register_model
 def ml_gcn(cfg: dict, data: DataInfo) -> nn.Module:
     """ML-GCN: label-graph GCN classifiers over globally max-pooled backbone features."""
     return MLGCN(cfg, data)

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from drmoe_repro.models.query import LabelwiseLinear, QueryTrunk
-from drmoe_repro.models.registry import MOE_KEYS, DataInfo, register_model
+from drmoe_repro.models.registry import DataInfo, register_model
 
 
 def _stacked(count: int, fan_in: int, fan_out: int) -> tuple[nn.Parameter, nn.Parameter]:
@@ -84,10 +84,10 @@ def gate_entropy(gates: torch.Tensor) -> torch.Tensor:
 class MixtureOfExpertsClassifier(nn.Module):
     """Query trunk -> experts -> gates -> fused o_i (eq 8) -> classifier (eq 9); entropy term of eq 11 as aux_loss."""
 
-    def __init__(self, cfg: dict, num_labels: int, gating: str):
+    def __init__(self, cfg: dict, num_labels: int, gating: str, backbone_weights: dict | None = None):
         super().__init__()
         num_experts = cfg["n_shared"] + 1
-        self.trunk = QueryTrunk(cfg, num_labels)
+        self.trunk = QueryTrunk(cfg, num_labels, backbone_weights)
         self.experts = ExpertBank(num_labels, cfg["d_model"], cfg["n_shared"], cfg["expert_hidden"], cfg["expert_layers"])
         if gating == "dynamic":
             self.gates = DynamicGates(num_labels, cfg["d_model"], cfg["gate_hidden"], num_experts)
@@ -113,13 +113,13 @@ class MixtureOfExpertsClassifier(nn.Module):
         return {"logits": logits, "gates": gates, "aux_loss": self.entropy_weight * gate_entropy(gates)}
 
 
-@register_model(config_keys=MOE_KEYS)
+@register_model
 def drmoe(cfg: dict, data: DataInfo) -> nn.Module:
     """DR-MoE: an input-dependent gate per label over N_s shared experts and the label's own expert."""
-    return MixtureOfExpertsClassifier(cfg, data.num_labels, gating="dynamic")
+    return MixtureOfExpertsClassifier(cfg, data.num_labels, "dynamic", data.backbone_weights)
 
 
-@register_model(config_keys=MOE_KEYS)
+@register_model
 def hsq_static(cfg: dict, data: DataInfo) -> nn.Module:
     """HSQ as the DR-MoE paper characterises it: DR-MoE with input-independent, learned gate weights per label."""
-    return MixtureOfExpertsClassifier(cfg, data.num_labels, gating="static")
+    return MixtureOfExpertsClassifier(cfg, data.num_labels, "static", data.backbone_weights)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from drmoe_repro.models.backbone import build_backbone
-from drmoe_repro.models.registry import TRUNK_KEYS, DataInfo, register_model
+from drmoe_repro.models.registry import DataInfo, register_model
 
 
 def sine_positional_encoding(height: int, width: int, dim: int, device=None) -> torch.Tensor:
@@ -35,10 +35,10 @@ def sine_positional_encoding(height: int, width: int, dim: int, device=None) -> 
 class QueryTrunk(nn.Module):
     """Backbone + transformer encoder/decoder with one learnable query per label; returns h [batch, L, D]."""
 
-    def __init__(self, cfg: dict, num_labels: int):
+    def __init__(self, cfg: dict, num_labels: int, backbone_weights: dict | None = None):
         super().__init__()
         d_model = cfg["d_model"]
-        self.backbone = build_backbone(cfg)
+        self.backbone = build_backbone(cfg, backbone_weights)
         self.input_proj = nn.Conv2d(self.backbone.num_channels, d_model, kernel_size=1)
         self.encoder = None
         if cfg["n_enc"] > 0:
@@ -76,16 +76,16 @@ class LabelwiseLinear(nn.Module):
 
 
 class Query2Label(nn.Module):
-    def __init__(self, cfg: dict, num_labels: int):
+    def __init__(self, cfg: dict, num_labels: int, backbone_weights: dict | None = None):
         super().__init__()
-        self.trunk = QueryTrunk(cfg, num_labels)
+        self.trunk = QueryTrunk(cfg, num_labels, backbone_weights)
         self.head = LabelwiseLinear(num_labels, cfg["d_model"])
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> dict:
         return {"logits": self.head(self.trunk(images))}  # [B, L]
 
 
-@register_model(config_keys=TRUNK_KEYS)
+@register_model
 def q2l(cfg: dict, data: DataInfo) -> nn.Module:
     """Query2Label (Liu et al. 2021): the query trunk and a per-label linear head."""
-    return Query2Label(cfg, data.num_labels)
+    return Query2Label(cfg, data.num_labels, data.backbone_weights)

@@ -18,50 +18,38 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import torch
 import torch.nn as nn
 
-MODELS: dict[str, Callable[..., nn.Module]] = {}
-MODEL_KEYS: dict[str, tuple[str, ...]] = {}
+from drmoe_repro.model_keys import MODEL_KEYS
 
-# Keys shared by families of models.
-BACKBONE_KEYS = ("backbone", "pretrained", "weights_dir")
-TRUNK_KEYS = BACKBONE_KEYS + ("d_model", "n_heads", "n_enc", "n_dec", "ffn_dim", "dropout")
-MOE_KEYS = TRUNK_KEYS + ("n_shared", "expert_hidden", "expert_layers", "gate_hidden", "classifier",
-                         "entropy_lambda", "entropy_sign")
+MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
 @dataclass(frozen=True)
 class DataInfo:
     label_names: tuple[str, ...]
     train_targets: np.ndarray  # [N, L] int8 in {1, 0, -1}: label statistics for graph and ordering models
-    extras: dict = field(default_factory=dict)  # optional paths, e.g. {"glove": "results/paper/data/glove/..."}
+    # The ImageNet state dict of the backbone (model.pretrained: true), loaded by the engine from the fetched asset.
+    backbone_weights: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    # Label word vectors [L, 300] (model.label_embedding: glove), loaded by the engine from the fetched GloVe asset.
+    label_vectors: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
 
-def register_model(*, config_keys: tuple[str, ...]) -> Callable:
-    """Decorator: register a builder under its function name, with the `model:` keys it reads."""
-
-    def register(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        name = builder.__name__
-        if name in MODELS:
-            raise ValueError(f"model {name!r} is registered twice")
-        MODELS[name] = builder
-        MODEL_KEYS[name] = tuple(config_keys)
-        return builder
-
-    return register
-
-
-def model_config_for(name: str, model_block: dict) -> dict:
-    """The part of a profile's `model:` block that model `name` reads (optional keys may be absent)."""
-    from drmoe_repro import models  # noqa: F401
-
-    if name not in MODELS:
-        raise KeyError(f"model {name!r} is not registered; registered models: {', '.join(sorted(MODELS))}")
-    return {key: model_block[key] for key in MODEL_KEYS[name] if key in model_block}
+def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register a builder under its function name (its config keys are in drmoe_repro.model_keys)."""
+    name = builder.__name__
+    if name in MODELS:
+        raise ValueError(f"model {name!r} is registered twice")
+    if name not in MODEL_KEYS:
+        raise ValueError(f"model {name!r} has no entry in drmoe_repro/model_keys.py: list the model: keys it reads "
+                         "there")
+    MODELS[name] = builder
+    return builder
 
 
 def build_model(name: str, model_cfg: dict, data: DataInfo) -> nn.Module:
@@ -71,9 +59,3 @@ def build_model(name: str, model_cfg: dict, data: DataInfo) -> nn.Module:
     if name not in MODELS:
         raise KeyError(f"model {name!r} is not registered; registered models: {', '.join(sorted(MODELS))}")
     return MODELS[name](model_cfg, data)
-
-
-def is_registered(name: str) -> bool:
-    from drmoe_repro import models  # noqa: F401
-
-    return name in MODELS

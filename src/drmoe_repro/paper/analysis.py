@@ -44,7 +44,8 @@ import pandas as pd
 from scipy import stats
 
 from drmoe_repro import metrics
-from drmoe_repro.config import index_path, profile_of, run_dir
+from drmoe_repro.config import profile_of
+from drmoe_repro.layout import index_path, run_dir
 from drmoe_repro.io import load_npz
 from drmoe_repro.paper.per_class import BASELINE, PROPOSED, class_map, paper_per_class, per_class_ap, system_status
 from drmoe_repro.paper.tables import METRIC_TABLES, required_runs

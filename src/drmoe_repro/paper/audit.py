@@ -646,7 +646,8 @@ def paper_context() -> AuditContext:
 def measured_from_runs(config: dict, profile: str, analysis: dict) -> Measured:
     """Headline means (percent) of every (data set, system) of Tables 1-5 whose every seed has metrics.json, and
     run.json parameter counts."""
-    from drmoe_repro.config import profile_of, run_dir
+    from drmoe_repro.config import profile_of
+    from drmoe_repro.layout import run_dir
     from drmoe_repro.io import load_json
     from drmoe_repro.paper.per_class import system_status
     from drmoe_repro.paper.tables import METRIC_TABLES

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from drmoe_repro import metrics
-from drmoe_repro.config import profile_of, run_dir
+from drmoe_repro.config import profile_of
+from drmoe_repro.layout import run_dir
 from drmoe_repro.io import load_npz
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.tables import system_status

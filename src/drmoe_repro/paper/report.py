@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from drmoe_repro.config import profile_of, run_dir
+from drmoe_repro.config import profile_of
+from drmoe_repro.layout import run_dir
 from drmoe_repro.io import save_json, write_text
 from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import audit as au
