@@ -35,3 +35,32 @@ def test_a_failed_write_leaves_the_old_file(tmp_path):
         save_npz(path, a=np.zeros(2), b=np.array([object()], dtype=object))  # pickles are refused mid-write
     assert _digest(path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["x.npz"]
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_behind_after_the_next_write(tmp_path):
+    """SIGKILL skips every cleanup: its temporary file stays until the next write of the same file removes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.pt"
+    # A child that starts an atomic write and is killed inside it, as a run killed while saving a checkpoint.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from drmoe_repro.io import atomic_path\n"
+        f"with atomic_path({str(path)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half'); print('writing', flush=True); time.sleep(60)\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".model.pt.") and leftovers[0].endswith(".tmp")
+    # A live writer's temporary file (this process's) survives another write of the same file; the dead one's not.
+    from drmoe_repro.io import atomic_path
+
+    with atomic_path(path) as live:
+        live.write_bytes(b"in progress")
+        save_npz(path, a=np.zeros(2))
+        assert live.exists() and not (tmp_path / leftovers[0]).exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"] and path.read_bytes() == b"in progress"

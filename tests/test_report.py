@@ -17,7 +17,7 @@ import yaml
 
 from drmoe_repro import metrics
 from drmoe_repro.cli import build_parser
-from drmoe_repro.config import load_config
+from drmoe_repro.config import load_config, resolve_run
 from drmoe_repro.layout import index_path, run_dir
 from drmoe_repro.io import load_json, save_json, save_npz, write_text
 from drmoe_repro.paper import analysis as an
@@ -34,6 +34,7 @@ COCO = ["person", "bicycle", "car", "motorcycle", "bus", "train", "truck", "boat
 SEEDS = [0, 1]
 N_SHARED = 4
 RESAMPLES = 40
+SHIPPED = load_config(ROOT / "workflow" / "config.yaml")
 
 
 def _targets(rng: np.random.Generator, n: int, n_labels: int, difficult: bool) -> np.ndarray:
@@ -67,7 +68,9 @@ def _write_run(profile: str, dataset: str, system: str, seed: int, ids, names, t
     save_json(folder / "metrics.json", result)
     write_text(folder / "conventions.csv",
                metrics.convention_sensitivity(scores, targets, names).to_csv(index=False))
-    save_json(folder / "run.json", {"num_parameters": 1000 + (50 if system == "drmoe" else 0), "seed": seed})
+    save_json(folder / "run.json", {"num_parameters": 1000 + (50 if system == "drmoe" else 0), "seed": seed,
+                                    "config": resolve_run(SHIPPED, profile, dataset, system, seed),
+                                    "num_test_images": len(ids)})
 
 
 def _write_profile(profile: str) -> None:

@@ -1,6 +1,7 @@
 """`drmoe-repro` / `python -m drmoe_repro`: one subcommand per pipeline step.
 
-fetch -> prepare -> train -> evaluate -> table; `metrics` re-scores any predictions.npz. Snakemake rules and DVC
+fetch -> prepare -> train -> evaluate -> table -> report; `metrics` re-scores any predictions.npz, `plan` says what a
+target will cost before it runs. Snakemake rules and DVC
 stages call exactly these commands.
 """
 
@@ -19,6 +20,7 @@ COMMANDS = {
     "table": "table",
     "report": "report",
     "metrics": "metrics",
+    "plan": "plan",
 }
 
 

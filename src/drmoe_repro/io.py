@@ -2,16 +2,21 @@
 
 `numpy.savez` stamps each zip member with the current time and `json.dump` keeps dict order, so two identical runs
 would not give identical bytes. Everything under `results/` and `reports/` is written through these helpers instead.
-A crash never leaves a half-written file behind: each writer writes a temporary sibling and renames it.
+A crash never leaves a half-written file behind: each writer writes a temporary sibling and renames it. A writer
+killed outright (SIGKILL, a node lost) cannot remove its temporary file, so the next write of the same file removes
+the temporaries of writers on this host that are no longer alive.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import math
 import os
+import re
+import socket
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,12 +28,33 @@ import numpy as np
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_dead_temporaries(path: Path, host: str) -> None:
+    """Delete `.NAME.HOST-PID.*.tmp` siblings left by writers of `path` on this host that have died."""
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.{re.escape(host)}-(\d+)\..*\.tmp$")
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = pattern.match(sibling.name)
+        if match and not _alive(int(match.group(1))):
+            sibling.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block finishes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+    _remove_dead_temporaries(path, host)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{host}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -21,6 +21,7 @@ from drmoe_repro.config import profile_of
 from drmoe_repro.layout import run_dir
 from drmoe_repro.io import load_npz
 from drmoe_repro.paper.claims import table_claims
+from drmoe_repro.paper.deviations import MEASURED, deviations, measured_status
 from drmoe_repro.paper.tables import system_status
 
 TABLE = 6
@@ -79,17 +80,21 @@ def per_class_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"mean": mean, "std": std, "n_seeds": n}, index=list(frame.columns))
 
 
-def _system_status(config: dict, system: str, missing: list[str], n_found: int) -> str:
+def _system_status(config: dict, reference: dict, profile: str, dataset: str, system: str, missing: list[str],
+                   n_found: int) -> str:
     status = system_status(config, system)
     if status is not None:
         return status
     if missing:
         return f"not run ({', '.join(missing)} missing)"
-    return "measured" if n_found else "not run"
+    seeds = profile_of(config, profile)["seeds"]
+    return measured_status(profile, deviations(config, reference, profile, [(dataset, system, s) for s in seeds])) \
+        if n_found else "not run"
 
 
-def build_per_class_table(config: dict, profile: str) -> pd.DataFrame:
-    """The rows of results/table6.csv (see the module docstring)."""
+def build_per_class_table(config: dict, profile: str, reference: dict | None = None) -> pd.DataFrame:
+    """The rows of results/table6.csv (see the module docstring); deviations from `reference` as in tables.py."""
+    reference = config if reference is None else reference
     claims = table_claims(TABLE)
     prof = profile_of(config, profile)
     dataset = claims["dataset"]
@@ -104,7 +109,7 @@ def build_per_class_table(config: dict, profile: str) -> pd.DataFrame:
             frame, missing = per_class_ap(profile, dataset, system, seeds)
             if missing:
                 frame = frame.iloc[0:0]  # a table row is either every seed or nothing
-            statuses[system] = _system_status(config, system, missing, len(frame))
+            statuses[system] = _system_status(config, reference, profile, dataset, system, missing, len(frame))
         else:
             frame = pd.DataFrame()
             statuses[system] = status or f"data set {dataset!r} is not in profiles.{profile}.datasets"
@@ -131,13 +136,15 @@ def build_per_class_table(config: dict, profile: str) -> pd.DataFrame:
                     notes.append(f"{system}: class not in the data set")
                 else:
                     notes.append(f"{system}: {statuses[system]}")
+            if summary is not None and statuses[system] != MEASURED:
+                notes.append(f"{system}: {statuses[system]}")
         row["gain"] = row[f"{PROPOSED}_AP"] - row[f"{BASELINE}_AP"]
         for system in table6_systems():
             row[f"paper_{system}"] = paper_per_class(system)[voc]
         row["paper_gain"] = round(row[f"paper_{PROPOSED}"] - row[f"paper_{BASELINE}"], 6)
         for system in table6_systems():
             row[f"diff_{system}"] = row[f"{system}_AP"] - row[f"paper_{system}"] if comparable else np.nan
-        row["status"] = "; ".join(notes) if notes else "measured"
+        row["status"] = "; ".join(notes) if notes else MEASURED
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -20,6 +20,7 @@ from drmoe_repro.config import profile_of
 from drmoe_repro.layout import run_dir
 from drmoe_repro.io import load_json
 from drmoe_repro.paper.claims import table_claims
+from drmoe_repro.paper.deviations import deviations, is_measured, measured_status
 from drmoe_repro.paper.tables import summarise, system_status
 
 RECIPE_TABLE_PATH = Path("results/recipes.csv")
@@ -61,7 +62,7 @@ def _headlines(profile: str, dataset: str, system: str, seeds: list[int]) -> tup
     return ([] if missing else [load_json(path)["headline"] for path in paths]), missing
 
 
-def _status(config: dict, profile: str, pair: tuple[str, str], missing: list[str]) -> str:
+def _status(config: dict, reference: dict, profile: str, pair: tuple[str, str], missing: list[str]) -> str:
     prof = profile_of(config, profile)
     if not prof.get("compare_recipes", False):
         return f"not run on this profile (profiles.{profile}.compare_recipes is false)"
@@ -75,10 +76,13 @@ def _status(config: dict, profile: str, pair: tuple[str, str], missing: list[str
         return f"{pair[0]} trains with the profile's train.recipe, which is not the paper's: nothing to compare"
     if missing:
         return f"not run ({', '.join(missing)} missing)"
-    return "measured"
+    dataset = table_claims(TABLE)["dataset"]
+    return measured_status(profile, deviations(config, reference, profile,
+                                               [(dataset, system, seed) for system in pair for seed in prof["seeds"]]))
 
 
-def build_recipe_table(config: dict, profile: str) -> pd.DataFrame:
+def build_recipe_table(config: dict, profile: str, reference: dict | None = None) -> pd.DataFrame:
+    reference = config if reference is None else reference
     claims = table_claims(TABLE)
     dataset, metrics = claims["dataset"], claims["metrics"]
     by_system = {row["system"]: row for row in claims["rows"]}
@@ -87,8 +91,8 @@ def build_recipe_table(config: dict, profile: str) -> pd.DataFrame:
     for system, published in recipe_pairs(config):
         paper_runs, missing_paper = _headlines(profile, dataset, system, seeds)
         published_runs, missing_published = _headlines(profile, dataset, published, seeds)
-        status = _status(config, profile, (system, published), missing_paper + missing_published)
-        measured = status == "measured"
+        status = _status(config, reference, profile, (system, published), missing_paper + missing_published)
+        measured = is_measured(status)
         row = {"system": system, "published_system": published, "paper_name": by_system[system]["paper_name"],
                "model": config["systems"][system]["model"], "dataset": dataset, "profile": profile,
                "n_seeds": len(seeds) if measured else 0}

@@ -27,6 +27,7 @@ from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import audit as au
 from drmoe_repro.paper import figures as fg
 from drmoe_repro.paper.claims import load_claims, table_claims
+from drmoe_repro.paper.deviations import deviations, is_measured
 from drmoe_repro.paper.per_class import BASELINE, PROPOSED, build_per_class_table, write_per_class_table
 from drmoe_repro.paper.recipe_table import RECIPE_TABLE_PATH, build_recipe_table, recipe_runs
 from drmoe_repro.paper.tables import METRIC_TABLES, build_metric_table, required_runs, write_table
@@ -103,15 +104,20 @@ def gate_samples(config: dict, profile: str, dataset: str) -> dict:
             else "test labels"}
 
 
-def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP) -> dict[str, Any]:
-    tables = {n: build_metric_table(config, profile, n) for n in METRIC_TABLES}
-    table6 = build_per_class_table(config, profile)
-    recipes = build_recipe_table(config, profile)
+def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
+            reference: dict | None = None) -> dict[str, Any]:
+    reference = config if reference is None else reference
+    tables = {n: build_metric_table(config, profile, n, reference) for n in METRIC_TABLES}
+    table6 = build_per_class_table(config, profile, reference)
+    recipes = build_recipe_table(config, profile, reference)
     analysis = an.run_all(config, profile, n_resamples=n_resamples)
     measured = au.measured_from_runs(config, profile, analysis)
     ctx = au.AuditContext(claims=load_claims(), measured=measured)
     return {
         "profile": profile,
+        "deviations": deviations(config, reference, profile, report_runs(config, profile)),
+        "table_deviations": {n: deviations(config, reference, profile, required_runs(config, profile, n))
+                             for n in ALL_TABLES},
         "n_resamples": n_resamples,
         "tables": tables,
         "table6": table6,
@@ -173,12 +179,22 @@ def _short_status(status: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _header(config: dict, profile: str) -> list[str]:
+def deviation_banner(profile: str, found: list[str]) -> list[str]:
+    """The warning that opens the report (and each table) when runs depart from their profile's recipe."""
+    if not found:
+        return []
+    return [f"> **Not a reproduction of the {profile} profile's recipe.** The runs below depart from it "
+            f"(workflow/config.yaml as shipped): {'; '.join(found)}. Their numbers say what these settings give, not "
+            "what the profile gives; rows that deviate say so in their status.", ""]
+
+
+def _header(config: dict, profile: str, found: list[str]) -> list[str]:
     prof = profile_of(config, profile)
     data = ", ".join(f"{d} ({spec['source']})" for d, spec in sorted(prof["datasets"].items()))
     lines = ["# DR-MoE reproduction: the paper's tables beside the measurements", ""]
     if profile == "demo":
         lines += [DEMO_BANNER, ""]
+    lines += deviation_banner(profile, found)
     lines += [
         f"Profile: `{profile}`. Seeds: {', '.join(str(s) for s in prof['seeds'])}. Data sets: {data}.",
         "",
@@ -202,7 +218,7 @@ def _header(config: dict, profile: str) -> list[str]:
     return lines
 
 
-def _metric_table_section(number: int, df: pd.DataFrame, profile: str) -> list[str]:
+def _metric_table_section(number: int, df: pd.DataFrame, profile: str, found: list[str]) -> list[str]:
     claims = table_claims(number)
     metrics = claims["metrics"]
     headers = ["Method"]
@@ -211,7 +227,7 @@ def _metric_table_section(number: int, df: pd.DataFrame, profile: str) -> list[s
     headers += ["seeds", "status"]
     rows = []
     for _, r in df.iterrows():
-        present = r["status"] == "measured" or (r["status"].startswith("reference") and r["n_seeds"] > 0)
+        present = is_measured(r["status"]) or (r["status"].startswith("reference") and r["n_seeds"] > 0)
         row = [r["paper_name"]]
         for m in metrics:
             row += [_num(r[f"paper_{m}"]), _measured_cell(r[m], r[f"{m}_std"], present)]
@@ -222,11 +238,19 @@ def _metric_table_section(number: int, df: pd.DataFrame, profile: str) -> list[s
     lines = [f"### Table {number}: {claims['caption']}", ""]
     if profile == "demo":
         lines += [DEMO_TABLE_NOTE, ""]
+    lines += _deviation_note(found, profile)
     lines += [md_table(headers, rows), "", f"CSV: `results/table{number}.csv`. Data set: {claims['dataset']}.", ""]
     return lines
 
 
-def _table6_section(t6: pd.DataFrame, profile: str) -> list[str]:
+def _deviation_note(found: list[str], profile: str) -> list[str]:
+    """One line above a table naming how its runs depart from the profile (their rows' status says it too)."""
+    if not found:
+        return []
+    return [f"> Rows marked *deviates* did not run the {profile} profile's recipe: {'; '.join(found)}.", ""]
+
+
+def _table6_section(t6: pd.DataFrame, profile: str, found: list[str]) -> list[str]:
     headers = ["Class", "paper HSQ", "measured HSQ-static", "paper DR-MoE", "measured DR-MoE", "paper gain",
                "measured gain"] + (["Δ HSQ-static", "Δ DR-MoE"] if profile == "paper" else []) + ["status"]
     rows = []
@@ -254,6 +278,7 @@ def _table6_section(t6: pd.DataFrame, profile: str) -> list[str]:
     lines = [f"### Table 6: {table_claims(6)['caption']}", ""]
     if profile == "demo":
         lines += [DEMO_TABLE_NOTE, ""]
+    lines += _deviation_note(found, profile)
     lines += [
         md_table(headers, rows), "",
         "CSV: `results/table6.csv`. AP per class from each run's `predictions.npz` (`metrics.average_precision`, "
@@ -505,7 +530,7 @@ def _recipes_section(df: pd.DataFrame, config: dict, profile: str) -> list[str]:
         lines += [DEMO_TABLE_NOTE, ""]
     rows = []
     for _, r in df.iterrows():
-        present = r["status"] == "measured"
+        present = is_measured(r["status"])
         row = [r["paper_name"]]
         for m in ("mAP", "CF1", "OF1"):
             row += [_num(r[f"paper_claim_{m}"]),
@@ -592,14 +617,14 @@ def _runs_section(config: dict, profile: str) -> list[str]:
 
 
 def render_markdown(data: dict, config: dict, profile: str) -> str:
-    lines = _header(config, profile)
+    lines = _header(config, profile, data["deviations"])
     lines += ["## 1. The paper's tables, measured", ""]
     if profile == "demo":
         lines += ["> Every measured number in the tables below comes from the synthetic demo data set: not comparable "
                   "with the paper's numbers.", ""]
     for n in METRIC_TABLES:
-        lines += _metric_table_section(n, data["tables"][n], profile)
-    lines += _table6_section(data["table6"], profile)
+        lines += _metric_table_section(n, data["tables"][n], profile, data["table_deviations"][n])
+    lines += _table6_section(data["table6"], profile, data["table_deviations"][6])
     lines += _figures_section(data, config, profile)
     lines += ["## 3. Beyond the paper", ""]
     if profile == "demo":
@@ -623,9 +648,12 @@ def render_markdown(data: dict, config: dict, profile: str) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def write_report(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP) -> dict[str, Path]:
-    """Write table6.csv, the figures, headline.json, analysis.json and the report; return their paths."""
-    data = collect(config, profile, n_resamples=n_resamples)
+def write_report(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
+                 reference: dict | None = None) -> dict[str, Path]:
+    """Write table6.csv, the figures, headline.json, analysis.json and the report; return their paths.
+
+    `reference`: the config whose profiles are the recipes (default `config`); deviations from it are reported."""
+    data = collect(config, profile, n_resamples=n_resamples, reference=reference)
     paths = outputs(config, profile)
     write_per_class_table(data["table6"], paths["table6"])
     write_table(data["recipes"], paths["recipes"])

@@ -17,6 +17,7 @@ from drmoe_repro.config import profile_of
 from drmoe_repro.layout import run_dir
 from drmoe_repro.io import load_json
 from drmoe_repro.paper.claims import table_claims
+from drmoe_repro.paper.deviations import deviations, measured_status
 
 METRIC_TABLES = (1, 2, 3, 4, 5)
 # A reference row that is not in the paper: every image scored with the training-set label frequencies.
@@ -50,7 +51,9 @@ def summarise(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), std
 
 
-def build_metric_table(config: dict, profile: str, number: int) -> pd.DataFrame:
+def build_metric_table(config: dict, profile: str, number: int, reference: dict | None = None) -> pd.DataFrame:
+    """Table `number`; a measured row whose runs depart from the profile in `reference` (default: `config`) says how."""
+    reference = config if reference is None else reference
     claims = table_claims(number)
     prof = profile_of(config, profile)
     dataset = claims["dataset"]
@@ -76,7 +79,8 @@ def build_metric_table(config: dict, profile: str, number: int) -> pd.DataFrame:
         for metric in claims["metrics"]:
             comparable = profile == "paper" and headlines
             row[f"diff_{metric}"] = row[metric] - claim[metric] if comparable else np.nan
-        row["status"] = status or "measured"
+        row["status"] = status or measured_status(
+            profile, deviations(config, reference, profile, [(dataset, system, s) for s in seeds]))
         rows.append(row)
     if number in (1, 2):
         rows.append(_label_prior_row(config, profile, number, claims, prof))
