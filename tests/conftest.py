@@ -9,6 +9,9 @@ import torch
 
 from drmoe_repro.data.demo import write_demo_coco, write_demo_voc
 
+# tests/ is on sys.path (pytest puts the folder of a conftest.py without __init__.py there): the test helpers
+from loopback import PROXY_VARIABLES, LoopbackServer
+
 # One intra-op thread, as the pipeline's profiles pin it: small tensors on a shared 2-core machine run many times
 # slower with two threads fighting over the cores, and the thread count is part of what makes runs reproducible.
 torch.set_num_threads(1)
@@ -32,3 +35,13 @@ def demo_coco_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "coco"
     write_demo_coco(root, seed=DEMO_SEED, **DEMO_COCO_SIZES)
     return root
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch):
+    """A `LoopbackServer` on 127.0.0.1, closed after the test; *_proxy variables are cleared so urllib reaches it."""
+    for var in PROXY_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    srv = LoopbackServer().start()
+    yield srv
+    srv.close()
