@@ -1,25 +1,22 @@
 """Tests of drmoe_repro.data.fetch and the `fetch` subcommand against a loopback HTTP server the tests start.
 
-The server listens on 127.0.0.1 only (port 0: the OS picks a free one), runs in a daemon thread, is shut down by
-each test's fixture and, as a safety net, by a timer after a minute. Archives are made by the tests in the real
-formats: a small zip laid out like COCO's train2014.zip and small tars laid out like VOC 2007's.
+The server (tests/loopback.py, the `server` fixture of tests/conftest.py) listens on 127.0.0.1 only (port 0: the OS
+picks a free one), runs in a daemon thread, is shut down by each test's fixture and, as a safety net, by a timer after
+a minute. Archives are made by the tests in the real formats: a small zip laid out like COCO's train2014.zip and small
+tars laid out like VOC 2007's.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import http.server
 import io
 import json
 import logging
-import re
 import socket
 import tarfile
-import threading
 import time
 import zipfile
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -29,108 +26,8 @@ from drmoe_repro.data import fetch as fetch_module
 from drmoe_repro.data.fetch import FetchError, extract_archive, fetch_asset, fetch_asset_result
 
 # --------------------------------------------------------------------------------------------------------------------
-# Loopback server
+# Loopback server: the `server` fixture is in tests/conftest.py, the class in tests/loopback.py
 # --------------------------------------------------------------------------------------------------------------------
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep pytest output clean
-        pass
-
-    def do_GET(self):
-        srv: LoopbackServer = self.server.owner
-        with srv.lock:
-            srv.hits[self.path] += 1
-            hit = srv.hits[self.path]
-            srv.ranges[self.path].append(self.headers.get("Range"))
-        route = srv.routes.get(self.path)
-        if route is None:
-            self.send_error(404)
-            return
-        data, mode = route
-        if mode == "hang":
-            # Accept the connection, read the request, then say nothing (bounded, so the thread always ends).
-            srv.stop.wait(10)
-            self.close_connection = True
-            return
-        start = 0
-        header = self.headers.get("Range")
-        if header and mode in ("ok", "cut_once", "stall_once"):
-            start = int(re.fullmatch(r"bytes=(\d+)-", header).group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-        body = data[start:]
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if mode == "stall_once" and hit == 1:
-            # Send half, then go quiet with the connection open: a stalled transfer, not a closed one.
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            srv.stop.wait(3)
-            self.close_connection = True
-            return
-        if mode.startswith("cut_once") and hit == 1:
-            # Announce the whole length, send half, hang up: what a dropped connection looks like to the client.
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-
-class LoopbackServer:
-    """Serves `routes` {path: (bytes, mode)}.
-
-    Modes: ok (honours Range), cut_once (first answer hangs up after half), stall_once (first answer goes quiet
-    after half), cut_once_ignore_range, ignore_range (always 200 with the whole file), hang (never answers).
-    """
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[bytes, str]] = {}
-        self.hits: Counter[str] = Counter()
-        self.ranges: defaultdict[str, list[str | None]] = defaultdict(list)
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.block_on_close = False
-        self.httpd.owner = self
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.safety = threading.Timer(60, self.close)  # stops by itself even if a test never tears down
-        self.safety.daemon = True
-
-    def start(self) -> "LoopbackServer":
-        self.thread.start()
-        self.safety.start()
-        return self
-
-    def close(self) -> None:
-        self.stop.set()
-        self.safety.cancel()
-        if self.thread.is_alive():
-            self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def serve(self, path: str, data: bytes, mode: str = "ok") -> str:
-        self.routes[path] = (data, mode)
-        return self.url(path)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-
-@pytest.fixture
-def server():
-    srv = LoopbackServer().start()
-    yield srv
-    srv.close()
 
 
 @pytest.fixture
