@@ -306,3 +306,25 @@ def test_coco_missing_image(tmp_path):
 def test_coco_missing_annotation_file(tmp_path):
     with pytest.raises(DatasetFormatError, match=r"instances_train2014\.json.*missing"):
         load_coco(tmp_path, "train2014")
+
+
+def test_encoded_images_cross_dataloader_workers_and_decode_as_on_the_cpu_path(demo_voc_root):
+    """decode: device with workers hung at batch 0: read_file's tensors cannot leave a worker ("Bad file
+    descriptor") and the loader waited for ever. Bytes cross; a timeout bounds the wait if anything else stalls."""
+    from torch.utils.data import DataLoader
+
+    from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform
+
+    index = load_voc(demo_voc_root, "trainval")
+    dataset = ImageLabelDataset(index, None, decode_on_device=True)
+    loader = DataLoader(dataset, batch_size=4, num_workers=2, collate_fn=collate_encoded, timeout=30,
+                        sampler=[(i, 0) for i in range(8)])
+    corner = lambda image: image[:, :40, :40]  # noqa: E731  (a batch is stacked: one size)
+    rows = []
+    for encoded, _, items, epochs in loader:
+        assert all(isinstance(data, bytes) for data in encoded)
+        images = decode_and_transform(encoded, items, epochs, corner, 0, torch.device("cpu"), index)
+        rows += [(int(i), image) for i, image in zip(items, images)]
+    assert [i for i, _ in rows] == list(range(8))
+    for i, image in rows:
+        assert torch.equal(image, corner(read_rgb(index.path_of(i))))

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     prof = profile_of(config, profile)
     # ImageNet weights and GloVe, as the run's model settings ask, from where `fetch` put them (its markers).
     inputs = asset_locations(prof, model_assets(cfg["model"]), profile)
+    for role, path in sorted(inputs.items()):
+        print(f"{args.system}/{args.dataset}: {role.replace('_', ' ')} from {path}", flush=True)
 
     def train() -> int:
         train_run(cfg, index_path(profile, args.dataset, "train"),
