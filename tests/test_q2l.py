@@ -146,7 +146,7 @@ def test_label_queries_enter_every_decoder_layer():
         assert (layer(tgt, memory, pos.flatten(1).T[None], query_pos) - same_input).abs().max() > 1e-3
 
 
-def test_sine_position_embedding_is_q2ls_normalised_dETR_encoding():
+def test_sine_position_embedding_is_q2ls_normalised_detr_encoding():
     """PositionEmbeddingSine(D/2, normalize=True): y = (i+1)/(H+1e-6)*2pi, channel pairs share 10000^(2k/(D/2))."""
     height, width, dim = 3, 5, 8
     pos = sine_position_embedding(height, width, dim)  # [8, 3, 5]: 4 y channels, then 4 x channels
@@ -361,8 +361,9 @@ def test_one_cycle_per_iteration_follows_torchs_curve():
         return end + (start - end) * (1 + math.cos(math.pi * frac)) / 2
 
     for k in range(total):
-        expected = cosine(low, max_lr, k / warm) if k <= warm else cosine(max_lr, final, (k - warm) / (total - 1 - warm))
-        beta1 = cosine(0.95, 0.85, k / warm) if k <= warm else cosine(0.85, 0.95, (k - warm) / (total - 1 - warm))
+        down = (k - warm) / (total - 1 - warm)  # position in the annealing phase
+        expected = cosine(low, max_lr, k / warm) if k <= warm else cosine(max_lr, final, down)
+        beta1 = cosine(0.95, 0.85, k / warm) if k <= warm else cosine(0.85, 0.95, down)
         assert group["lr"] == pytest.approx(expected, rel=1e-9), k
         assert group["betas"][0] == pytest.approx(beta1, rel=1e-9), k
         optimizer.step()
@@ -402,8 +403,10 @@ def test_train_transform_shape_dtype_and_seeded_determinism():
 
 
 def _changed_box(before, after):
-    rows, cols = (after != before).any(dim=0).nonzero(as_tuple=True)
-    return rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item(), int((after != before).any(0).sum())
+    """(top, bottom, left, right, number of changed pixels) of where `after` differs from `before`."""
+    changed = (after != before).any(dim=0)  # [H, W]
+    rows, cols = changed.nonzero(as_tuple=True)
+    return rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item(), int(changed.sum())
 
 
 def test_factor_cutout_blanks_a_half_size_square_as_pil_draws_it():
