@@ -119,3 +119,67 @@ def build_optimizer(model: nn.Module, model_name: str, train_cfg: dict):
     if recipe == "published":
         return PUBLISHED.get(model_name, paper_recipe)(model, train_cfg)
     raise ValueError(f"train.recipe {recipe!r} is not known; expected 'paper' or 'published'")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Query2Label's own recipe, per iteration (for models/q2l.py; the `q2l` entry above is the per-epoch approximation)
+# ----------------------------------------------------------------------------------------------------------------
+
+# Every value with its source in SlongLiu/query2labels (HEAD 55eb050). README.md:49-60 is the published R101-448
+# COCO command; flags it does not set take main_mlc.py's defaults.
+Q2L_PUBLISHED_RECIPE = {
+    "image_size": (448, "README.md:56 --img_size 448"),
+    "backbone": ("resnet101, torchvision ImageNet weights (pretrained=True hard-coded for ResNets)",
+                 "README.md:51; lib/models/backbone.py:112-115"),
+    "transformer": ({"hidden": 2048, "ffn": 8192, "enc": 1, "dec": 2, "heads": 4, "dropout": 0.1, "pre_norm": False},
+                    "README.md:58-59; main_mlc.py:137 (dropout), :141 (--pre_norm off)"),
+    "epochs": (80, "README.md:55 --epochs 80"),
+    "early_stop": ("stop once epoch - max(best epoch, best regular epoch) > 8 and the last EMA mAP is below the "
+                   "best EMA mAP", "README.md:60 --early-stop; main_mlc.py:423-431"),
+    "batch_size": ("64 on one GPU, or 128 in total on 2 GPUs (64 each)", "README.md:51, :66; main_mlc.py:77-80"),
+    "drop_last": (True, "main_mlc.py:301"),
+    "optimizer": ("AdamW over every parameter with requires_grad, one group: weight decay on biases and norms too, "
+                  "betas (0.9, 0.999), eps 1e-8", "README.md:55 --optim AdamW; main_mlc.py:242-250"),
+    "lr": (1e-4, "README.md:55 --lr 1e-4; it is OneCycleLR's max_lr (main_mlc.py:328), which overrides the "
+                 "optimizer's lr_mult * lr (main_mlc.py:241, :248)"),
+    "weight_decay": (1e-2, "README.md:56 --weight-decay 1e-2"),
+    "scheduler": ("OneCycleLR(max_lr=lr, steps_per_epoch, epochs, pct_start=0.2), torch defaults otherwise: cosine, "
+                  "div_factor 25, final_div_factor 1e4, cycle_momentum (AdamW beta1 0.95 -> 0.85 -> 0.95); "
+                  "stepped after every optimiser step", "main_mlc.py:328, :492"),
+    "grad_clip": (None, "main_mlc.py:487-490: none"),
+    "loss": ("AsymmetricLossOptimized: gamma_neg 2, gamma_pos 0, focusing weight without gradient (--dtgfl), "
+             "clip 0.0, eps 1e-5, sum / (batch * labels) * 1000",
+             "README.md:54; main_mlc.py:54-65, :233-238; lib/models/aslloss.py:55-115 (engine/losses.py)"),
+    "loss_clip_history": (0.05, "before commit b72e814 (2021-11-24) the criterion took aslloss.py:59's clip=0.05"),
+    "ema": ("decay 0.9997 from epoch 0 on, updated after every step, over parameters and buffers; the model and "
+            "the EMA copy are both validated each epoch", "main_mlc.py:96-99, :229, :341-342, :358-359, :494-495"),
+    "amp": ("float16 autocast (forward and loss) with a GradScaler re-created every epoch",
+            "README.md:60 --amp; main_mlc.py:443, :476-490"),
+    "train_transform": ("Resize((448, 448)) -> SLCutoutPIL(n_holes=1, length=-1) -> RandAugment() of the "
+                        "`randaugment` package -> ToTensor -> Normalize(ImageNet mean/std); --cut_fact 0.5 never "
+                        "reaches the cutout, so with length -1 it paints a 3x3 random-colour patch "
+                        "(data/transforms.py)",
+                        "lib/dataset/get_dataset.py:8-28; lib/utils/cutout.py:6-34; main_mlc.py:115-125"),
+    "eval_transform": ("Resize((448, 448)) -> ToTensor -> Normalize(ImageNet mean/std)", "get_dataset.py:30-33"),
+    "model_selection": ("the best validation (COCO val2014) mAP over epochs of the model or its EMA copy",
+                        "main_mlc.py:380-395"),
+}
+Q2L_LR = 1e-4
+Q2L_WEIGHT_DECAY = 1e-2
+Q2L_PCT_START = 0.2
+
+
+def q2l_published_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int):
+    """(AdamW, OneCycleLR to step after EVERY optimiser step, no gradient clipping) as main_mlc.py builds them.
+
+    Only parameters with requires_grad enter the optimizer (the frozen stem and layer1 do not), all with weight
+    decay. The number of epochs comes from train_cfg["epochs"] (the published run: 80); `steps_per_epoch` is the
+    number of optimiser steps per epoch (Q2L: len(train_loader) with drop_last). Stepping past epochs *
+    steps_per_epoch raises, as OneCycleLR does.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=Q2L_LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=Q2L_WEIGHT_DECAY,
+                                  **implementation(train_cfg))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=Q2L_LR, steps_per_epoch=steps_per_epoch,
+                                                    epochs=train_cfg["epochs"], pct_start=Q2L_PCT_START)
+    return optimizer, scheduler, None
