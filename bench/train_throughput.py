@@ -45,7 +45,7 @@ from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.distributed import GlobalBatchSampler
 from drmoe_repro.engine.loss_watch import LossWatch
-from drmoe_repro.engine.recipes import build_optimizer
+from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.engine.train import train_step
 from drmoe_repro.models import MODELS, DataInfo, build_model
 
@@ -196,7 +196,8 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     torch.manual_seed(0)
     model = build_model(name, model_cfg, info).to(device)
     model = model.to(memory_format=memory_format)
-    optimizer, _, grad_clip = build_optimizer(model, name, {**train_cfg, "fused_optimizer": variant.fused})
+    recipe = build_recipe(model, name, {**train_cfg, "fused_optimizer": variant.fused}, steps_per_epoch=10**6)
+    optimizer, grad_clip = recipe.optimizer, recipe.grad_clip
     images, targets = next(batches)
     flops = flops_per_image(model, images.to(device), targets.to(device), variant.precision)
     step_model = torch.compile(model, mode=variant.compile_mode) if variant.compile else model

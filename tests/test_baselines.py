@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
-from drmoe_repro.engine.recipes import build_optimizer, one_cycle_factor
+from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.engine.train import training_loss
 from drmoe_repro.models import DataInfo, build_model
 from drmoe_repro.models.backbone import global_max_pool
@@ -270,8 +270,10 @@ def _train_cfg(recipe, profile="demo"):
 def test_paper_recipe_is_adam_with_the_configs_lr_and_step_decay():
     train = _train_cfg("paper")
     model = _build("ml_gcn")
-    optimizer, scheduler, clip = build_optimizer(model, "ml_gcn", train)
-    assert type(optimizer) is torch.optim.Adam and clip is None
+    recipe = build_recipe(model, "ml_gcn", train, steps_per_epoch=4)
+    optimizer, scheduler = recipe.optimizer, recipe.scheduler
+    assert type(optimizer) is torch.optim.Adam and recipe.grad_clip is None
+    assert (recipe.loss, recipe.ema_decay, recipe.augment, recipe.scheduler_per_step) == ("bce", None, "paper", False)
     group = optimizer.param_groups[0]
     assert group["lr"] == train["lr"] and group["weight_decay"] == train["weight_decay"]
     epochs = train["epochs"]
@@ -280,8 +282,9 @@ def test_paper_recipe_is_adam_with_the_configs_lr_and_step_decay():
 
 def test_published_mlgcn_recipe_is_sgd_with_a_ten_times_slower_backbone():
     model = _build("ml_gcn")
-    optimizer, _, clip = build_optimizer(model, "ml_gcn", _train_cfg("published"))
-    assert type(optimizer) is torch.optim.SGD and clip == 10.0
+    recipe = build_recipe(model, "ml_gcn", _train_cfg("published"), steps_per_epoch=4)
+    optimizer = recipe.optimizer
+    assert type(optimizer) is torch.optim.SGD and recipe.grad_clip == 10.0
     head, backbone = optimizer.param_groups
     assert backbone["lr"] == pytest.approx(0.01) and head["lr"] == pytest.approx(0.1)
     assert backbone["momentum"] == 0.9 and head["weight_decay"] == 1e-4
@@ -291,33 +294,43 @@ def test_published_mlgcn_recipe_is_sgd_with_a_ten_times_slower_backbone():
 
 def test_published_addgcn_recipe_decays_at_epochs_30_and_40_of_50():
     train = {**_train_cfg("published", "paper"), "epochs": 50}
-    optimizer, scheduler, clip = build_optimizer(_build("add_gcn"), "add_gcn", train)
-    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.05, 0.005]) and clip == 10.0
-    assert sorted(scheduler.milestones) == [30, 40]
+    recipe = build_recipe(_build("add_gcn"), "add_gcn", train, steps_per_epoch=4)
+    assert [g["lr"] for g in recipe.optimizer.param_groups] == pytest.approx([0.05, 0.005]) and recipe.grad_clip == 10.0
+    assert sorted(recipe.scheduler.milestones) == [30, 40]
 
 
-def test_published_q2l_recipe_is_adamw_one_cycle_per_epoch():
-    train = {**_train_cfg("published"), "epochs": 10}
-    optimizer, scheduler, clip = build_optimizer(_build("plain"), "q2l", train)
+def test_published_q2l_recipe_is_adamw_one_cycle_per_step_asl_ema_and_its_augmentation():
+    train = {**_train_cfg("published"), "epochs": 2}
+    recipe = build_recipe(_build("q2l"), "q2l", train, steps_per_epoch=5)
+    optimizer = recipe.optimizer
     assert type(optimizer) is torch.optim.AdamW and optimizer.param_groups[0]["weight_decay"] == 1e-2
+    assert (recipe.loss, recipe.ema_decay, recipe.augment, recipe.scheduler_per_step) == ("asl", 0.9997, "q2l", True)
     lrs = []
-    for _ in range(10):
+    for _ in range(10):  # 2 epochs x 5 steps: the scheduler steps after every optimiser step
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
-        scheduler.step()
-    assert max(lrs) <= 1e-4 and lrs.index(max(lrs)) in (1, 2)  # the peak at 20 % of the run
-    assert lrs[0] < lrs[1] and all(a > b for a, b in zip(lrs[2:], lrs[3:])) and lrs[-1] < 1e-5
-    assert one_cycle_factor(0.0) == pytest.approx(1 / 25) and one_cycle_factor(0.2) == pytest.approx(1.0)
-    assert one_cycle_factor(1.0) == pytest.approx(1 / 25 / 1e4)
+        recipe.scheduler.step()
+    # The peak after 20 % of the 10 steps (torch ends the warm-up phase at step pct_start * total - 1 = 1).
+    assert max(lrs) == pytest.approx(1e-4) and lrs.index(max(lrs)) == 1
+    assert lrs[0] == pytest.approx(1e-4 / 25) and lrs[-1] < 1e-5
+
+
+def test_published_q2l_trains_its_own_80_epochs_on_the_paper_profile_only():
+    config = load_config(DEFAULT_CONFIG)
+    assert resolve_run(config, "paper", "coco", "q2l_published", 0)["train"]["epochs"] == 80
+    assert resolve_run(config, "paper", "coco", "q2l", 0)["train"]["epochs"] == 50
+    assert resolve_run(config, "paper", "coco", "ml_gcn_published", 0)["train"]["epochs"] == 50
+    assert resolve_run(config, "demo", "coco", "q2l_published", 0)["train"]["epochs"] == \
+        config["profiles"]["demo"]["train"]["epochs"]
 
 
 def test_published_recipe_of_drmoe_and_cnn_rnn_is_the_papers():
     train = _train_cfg("published")
     for name in ("drmoe", "cnn_rnn"):
         model = _build("plain")
-        optimizer, _, clip = build_optimizer(model, name, train)
-        assert type(optimizer) is torch.optim.Adam and clip is None
-        assert optimizer.param_groups[0]["lr"] == train["lr"]
+        recipe = build_recipe(model, name, train, steps_per_epoch=4)
+        assert type(recipe.optimizer) is torch.optim.Adam and recipe.grad_clip is None
+        assert recipe.optimizer.param_groups[0]["lr"] == train["lr"]
 
 
 @pytest.mark.parametrize("name", ["ml_gcn", "add_gcn", "q2l"])
@@ -325,13 +338,15 @@ def test_published_recipe_state_survives_a_weights_only_checkpoint(tmp_path, nam
     """Resuming a run loads optimizer and scheduler state with torch.load(weights_only=True)."""
     train = _train_cfg("published")
     model = _build("ml_gcn")
-    optimizer, scheduler, _ = build_optimizer(model, name, train)
+    recipe = build_recipe(model, name, train, steps_per_epoch=4)
+    optimizer, scheduler = recipe.optimizer, recipe.scheduler
     optimizer.step()
     for _ in range(3):
         scheduler.step()
     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "state.pt")
     state = torch.load(tmp_path / "state.pt", weights_only=True)
-    optimizer2, scheduler2, _ = build_optimizer(model, name, train)
+    recipe2 = build_recipe(model, name, train, steps_per_epoch=4)
+    optimizer2, scheduler2 = recipe2.optimizer, recipe2.scheduler
     optimizer2.load_state_dict(state["optimizer"])
     scheduler2.load_state_dict(state["scheduler"])
     for opt, sched in ((optimizer, scheduler), (optimizer2, scheduler2)):
@@ -348,7 +363,7 @@ def test_fused_optimizer_takes_the_same_steps_as_the_default_one(recipe, name):
         torch.manual_seed(0)
         model = _build("ml_gcn")
         initial = [p.detach().clone() for p in model.parameters()]
-        optimizer, _, _ = build_optimizer(model, name, {**_train_cfg(recipe), "fused_optimizer": fused})
+        optimizer = build_recipe(model, name, {**_train_cfg(recipe), "fused_optimizer": fused}, 4).optimizer
         assert bool(optimizer.defaults.get("fused")) is fused
         for step in range(5):
             optimizer.zero_grad()

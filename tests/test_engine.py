@@ -37,7 +37,7 @@ train_run(cfg, train_index, run_dir, progress=False)
 import os
 if os.environ.get("RANK", "0") == "0":
     model = load_trained_model(cfg, train_index, run_dir)
-    scores, _ = predict(model, LabelIndex.load(test_index), cfg, progress=False)
+    scores, _, _ = predict(model, LabelIndex.load(test_index), cfg, progress=False)
     np.save(run_dir / "scores.npy", scores)
 """
 
@@ -103,9 +103,9 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_ru
     bad_step = steps_per_epoch + (steps_per_epoch if step_in_epoch_2 == "last" else step_in_epoch_2)
     real_loss, calls = train_module.training_loss, {"n": 0}
 
-    def poisoned(out, targets):
+    def poisoned(out, targets, objective="bce"):
         calls["n"] += 1
-        loss = real_loss(out, targets)
+        loss = real_loss(out, targets, objective)
         return loss * float("nan") if calls["n"] == bad_step else loss
 
     monkeypatch.setattr(train_module, "training_loss", poisoned)

@@ -95,10 +95,10 @@ def test_class_without_positives_left_out_and_listed():
     assert result["per_class_AP[ap=noninterp]"] == {"cat": 1.0, "dog": None}
     assert result["num_classes_with_positives"] == 1
     # Class means leave "dog" out too: "cat" predicts images 0 and 2 (P = 1/2, R = 1).
-    assert result["CP[thr=0.5]"] == pytest.approx(0.5, abs=TOL)
-    assert result["CR[thr=0.5]"] == pytest.approx(1.0, abs=TOL)
+    assert result["CP[thr=0.5,ign=negative]"] == pytest.approx(0.5, abs=TOL)
+    assert result["CR[thr=0.5,ign=negative]"] == pytest.approx(1.0, abs=TOL)
     # Overall counts keep "dog"'s two false positives: OP = 1 / 4.
-    assert result["OP[thr=0.5]"] == pytest.approx(0.25, abs=TOL)
+    assert result["OP[thr=0.5,ign=negative]"] == pytest.approx(0.25, abs=TOL)
 
 
 def test_ignored_targets_left_out_of_ap_and_f1():
@@ -106,11 +106,11 @@ def test_ignored_targets_left_out_of_ap_and_f1():
     scores, targets = col(0.9, 0.8, 0.7), tcol(0, -1, 1)
     assert M.average_precision(scores, targets)[0] == pytest.approx(0.5, abs=TOL)
     # F1 at 0.5, everything predicted. Excluded: Np = 2, Nc = 1. Counted negative: Np = 3.
-    excluded = M.compute_metrics(scores, targets, ["a"], top_k=None)
-    negative = M.compute_metrics(scores, targets, ["a"], top_k=None, ignored_in_f1="negative")
-    assert excluded["OP[thr=0.5]"] == pytest.approx(1 / 2, abs=TOL)
+    excluded = M.compute_metrics(scores, targets, ["a"], top_k=None, ignored_in_f1="exclude")
+    negative = M.compute_metrics(scores, targets, ["a"], top_k=None)  # the default: ML-GCN's
+    assert excluded["OP[thr=0.5,ign=exclude]"] == pytest.approx(1 / 2, abs=TOL)
     assert negative["OP[thr=0.5,ign=negative]"] == pytest.approx(1 / 3, abs=TOL)
-    assert negative["OR[thr=0.5,ign=negative]"] == excluded["OR[thr=0.5]"] == 1.0
+    assert negative["OR[thr=0.5,ign=negative]"] == excluded["OR[thr=0.5,ign=exclude]"] == 1.0
     assert negative["mAP[ap=noninterp]"] == excluded["mAP[ap=noninterp]"]  # AP always excludes them
 
 
@@ -124,14 +124,14 @@ def test_image_without_prediction_above_threshold():
     targets = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.int8)
     result = M.compute_metrics(scores, targets, ["a", "b"], cf1="mlgcn", top_k=None)
     # a: Np 2, Nc 2, Ng 2. b: Np 1, Nc 1, Ng 2. OP = 3/3, OR = 3/4, OF1 = 6/7; CP = 1, CR = 3/4, CF1 = 6/7.
-    assert result["OP[thr=0.5]"] == pytest.approx(1.0, abs=TOL)
-    assert result["OR[thr=0.5]"] == pytest.approx(0.75, abs=TOL)
-    assert result["OF1[thr=0.5]"] == pytest.approx(6 / 7, abs=TOL)
-    assert result["CR[thr=0.5]"] == pytest.approx(0.75, abs=TOL)
-    assert result["CF1[def=mlgcn,thr=0.5]"] == pytest.approx(6 / 7, abs=TOL)
+    assert result["OP[thr=0.5,ign=negative]"] == pytest.approx(1.0, abs=TOL)
+    assert result["OR[thr=0.5,ign=negative]"] == pytest.approx(0.75, abs=TOL)
+    assert result["OF1[thr=0.5,ign=negative]"] == pytest.approx(6 / 7, abs=TOL)
+    assert result["CR[thr=0.5,ign=negative]"] == pytest.approx(0.75, abs=TOL)
+    assert result["CF1[def=mlgcn,thr=0.5,ign=negative]"] == pytest.approx(6 / 7, abs=TOL)
     # Mean of per-class F1: (1 + 2/3) / 2 = 5/6.
     mean_f1 = M.compute_metrics(scores, targets, ["a", "b"], cf1="meanf1", top_k=None)
-    assert mean_f1["CF1[def=meanf1,thr=0.5]"] == pytest.approx(5 / 6, abs=TOL)
+    assert mean_f1["CF1[def=meanf1,thr=0.5,ign=negative]"] == pytest.approx(5 / 6, abs=TOL)
 
 
 def test_mlgcn_np_equals_one_rule():
@@ -152,11 +152,11 @@ def test_top3_counting():
     result = M.compute_metrics(scores, targets, list("abcde"), top_k=3)
     # Top 3: image 0 -> a, b, c (all >= .5); image 1 -> c, e, a, but a (0.4) is below the threshold.
     # Np = 3 + 2 = 5, Nc = 1 (a) + 2 (c, e) = 3, Ng = 4.
-    assert result["OP[top3,thr=0.5]"] == pytest.approx(3 / 5, abs=TOL)
-    assert result["OR[top3,thr=0.5]"] == pytest.approx(3 / 4, abs=TOL)
+    assert result["OP[top3,thr=0.5,ign=negative]"] == pytest.approx(3 / 5, abs=TOL)
+    assert result["OR[top3,thr=0.5,ign=negative]"] == pytest.approx(3 / 4, abs=TOL)
     # Without top-k image 0 also predicts d (0.6, a positive): Np 6, Nc 4.
-    assert result["OP[thr=0.5]"] == pytest.approx(4 / 6, abs=TOL)
-    assert result["OR[thr=0.5]"] == pytest.approx(1.0, abs=TOL)
+    assert result["OP[thr=0.5,ign=negative]"] == pytest.approx(4 / 6, abs=TOL)
+    assert result["OR[thr=0.5,ign=negative]"] == pytest.approx(1.0, abs=TOL)
 
 
 def test_top_k_ties_go_to_lower_class_index():
@@ -190,9 +190,9 @@ def test_key_names_and_headline():
     expected = {
         "mAP[ap=noninterp]", "per_class_AP[ap=noninterp]", "mAP@3[ap=noninterp]", "classes_without_positives",
         "num_images", "num_classes_with_positives",
-        "OP[thr=0.5]", "OR[thr=0.5]", "OF1[thr=0.5]", "CP[thr=0.5]", "CR[thr=0.5]", "CF1[def=mlgcn,thr=0.5]",
-        "OP[top3,thr=0.5]", "OR[top3,thr=0.5]", "OF1[top3,thr=0.5]", "CP[top3,thr=0.5]", "CR[top3,thr=0.5]",
-        "CF1[def=mlgcn,top3,thr=0.5]",
+        "OP[thr=0.5,ign=negative]", "OR[thr=0.5,ign=negative]", "OF1[thr=0.5,ign=negative]", "CP[thr=0.5,ign=negative]", "CR[thr=0.5,ign=negative]", "CF1[def=mlgcn,thr=0.5,ign=negative]",
+        "OP[top3,thr=0.5,ign=negative]", "OR[top3,thr=0.5,ign=negative]", "OF1[top3,thr=0.5,ign=negative]", "CP[top3,thr=0.5,ign=negative]", "CR[top3,thr=0.5,ign=negative]",
+        "CF1[def=mlgcn,top3,thr=0.5,ign=negative]",
     }
     assert set(result) == expected
     top = M.headline(result)
@@ -381,9 +381,9 @@ def test_convention_sensitivity_layout_and_consistency():
     alone = M.compute_metrics(scores[~unannotated], targets[~unannotated], names)
     lookup = {f"{m}[{c}]": v for m, c, v in annotated.itertuples(index=False)}
     assert lookup["mAP[ap=noninterp,images=annotated]"] == alone["mAP[ap=noninterp]"]
-    assert lookup["CF1[def=mlgcn,top3,thr=0.5,images=annotated]"] == alone["CF1[def=mlgcn,top3,thr=0.5]"]
+    assert lookup["CF1[def=mlgcn,top3,thr=0.5,ign=negative,images=annotated]"] == alone["CF1[def=mlgcn,top3,thr=0.5,ign=negative]"]
     # Ignored targets present -> both treatments listed; in a fixed order (same CSV bytes twice).
-    assert table["convention"].str.contains("ign=negative").any()
+    assert table["convention"].str.contains("ign=exclude").any()
     again = M.convention_sensitivity(scores, targets, names, unannotated_mask=unannotated)
     assert table.to_csv(index=False) == again.to_csv(index=False)
 
@@ -392,7 +392,7 @@ def test_no_ignored_no_unannotated_rows():
     scores, targets = random_problem(5, n=200, n_labels=4)
     targets[:, 0] = 1  # every image annotated
     table = M.convention_sensitivity(scores, targets, None, unannotated_mask=np.zeros(len(targets), bool))
-    assert not table["convention"].str.contains("ign=|images=").any()
+    assert not table["convention"].str.contains("ign=exclude|images=").any()  # no ignored target, all annotated
     # 3 mAP + 3 mAP@3 + 2 thresholds x (all, top3) x 7 F1-family rows.
     assert len(table) == 6 + 2 * 2 * 7
 
@@ -515,15 +515,15 @@ def test_cli_rescoring_gives_the_same_numbers(tmp_path, capsys):
     assert written == json.loads(json.dumps(expected))
     assert f"{100 * expected['mAP[ap=noninterp]']:.2f}" in printed and "label0" in printed
     first = sens.read_bytes()
-    assert b"images=annotated" in first and b"ign=negative" in first
+    assert b"images=annotated" in first and b"ign=exclude" in first
     assert cli([str(path), "--sensitivity-out", str(sens)]) == 0
     assert sens.read_bytes() == first  # deterministic bytes
 
     # Options reach compute_metrics and name the keys.
     assert cli([str(path), "--ap", "11point", "--cf1", "meanf1", "--threshold", "0.8", "--top-k", "0",
-                "--ignored-in-f1", "negative", "--out", str(out)]) == 0
+                "--ignored-in-f1", "exclude", "--out", str(out)]) == 0
     written = load_json(out)
-    assert "mAP[ap=11point]" in written and "CF1[def=meanf1,thr=0.8,ign=negative]" in written
+    assert "mAP[ap=11point]" in written and "CF1[def=meanf1,thr=0.8,ign=exclude]" in written
     assert not any("top" in key or "@" in key for key in written)
 
 
@@ -547,3 +547,50 @@ def test_cli_bad_file_names_file_and_key(tmp_path, capsys, override, message):
     assert cli([str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and message in err
+
+
+def test_f1_from_decided_label_sets_by_hand():
+    """A model that decides label sets (CNN-RNN's beam search) is scored on them, not on its scores at 0.5."""
+    scores = np.array([[0.9, 0.2, 0.6, 0.1], [0.3, 0.8, 0.7, 0.4]])
+    targets = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], dtype=np.int8)
+    decisions = np.array([[1, 1, 0, 0], [0, 1, 1, 1]], dtype=bool)  # deliberately unlike scores >= 0.5
+    result = M.compute_metrics(scores, targets, list("abcd"), top_k=2, decisions=decisions)
+    # Decided: a (hit), b (miss) in image 0; b (hit), c (miss), d (hit) in image 1 -> Nc 3, Np 5, Ng 4.
+    assert result["OP[dec=beam,ign=negative]"] == pytest.approx(3 / 5, abs=TOL)
+    assert result["OR[dec=beam,ign=negative]"] == pytest.approx(3 / 4, abs=TOL)
+    assert result["OF1[dec=beam,ign=negative]"] == pytest.approx(2 / 3, abs=TOL)
+    # Per class: a 1/1, b 1/2, c 0/1, d 1/1 precision; recall a 1, b 1, c 0, d 1 -> CP 5/8, CR 3/4.
+    assert result["CP[dec=beam,ign=negative]"] == pytest.approx(5 / 8, abs=TOL)
+    assert result["CR[dec=beam,ign=negative]"] == pytest.approx(3 / 4, abs=TOL)
+    # Top 2 of the decided labels by score: image 0 keeps a, b; image 1 keeps b (0.8), c (0.7), drops d (0.4).
+    assert result["OP[top2,dec=beam,ign=negative]"] == pytest.approx(2 / 4, abs=TOL)
+    assert result["OR[top2,dec=beam,ign=negative]"] == pytest.approx(2 / 4, abs=TOL)
+    # The threshold family is still there, and the headline takes the decisions'.
+    assert result["OF1[thr=0.5,ign=negative]"] != result["OF1[dec=beam,ign=negative]"]
+    top = M.headline(result)
+    assert top["OF1"] == result["OF1[dec=beam,ign=negative]"] and top["CF1"] == result[
+        "CF1[def=mlgcn,dec=beam,ign=negative]"]
+    assert M.f1_source(result).startswith("decided") and M.f1_source(M.compute_metrics(scores, targets, None)) == \
+        "scores >= 0.5"
+
+
+def test_decisions_in_the_convention_table():
+    scores, targets = random_problem(11, n=60, n_labels=5, ignored=0.05)
+    decisions = scores > 0.7
+    table = M.convention_sensitivity(scores, targets, decisions=decisions)
+    lookup = {f"{m}[{c}]": v for m, c, v in table.itertuples(index=False)}
+    direct = M.compute_metrics(scores, targets, None, decisions=decisions, cf1="meanf1", ignored_in_f1="exclude")
+    assert lookup["CF1[def=meanf1,dec=beam,ign=exclude]"] == direct["CF1[def=meanf1,dec=beam,ign=exclude]"]
+    # Decisions equal to scores >= 0.7 give the threshold-0.7 numbers.
+    same = M.compute_metrics(scores, targets, None, decisions=scores >= 0.7, threshold=0.7, top_k=None)
+    assert same["OF1[dec=beam,ign=negative]"] == same["OF1[thr=0.7,ign=negative]"]
+
+
+def test_gate_statistics_by_hand():
+    gates = np.array([[[1.0, 0.0], [0.5, 0.5]], [[0.995, 0.005], [0.5, 0.5]]])  # [N=2, L=2, E=2]
+    stats = M.gate_statistics(gates)
+    h_half, h_995 = np.log(2), -(0.995 * np.log(0.995) + 0.005 * np.log(0.005))
+    assert stats["mean_entropy"] == pytest.approx((0 + h_half + h_995 + h_half) / 4, abs=1e-9)
+    assert stats["mean_entropy_fraction_of_uniform"] == pytest.approx(stats["mean_entropy"] / np.log(2), abs=1e-12)
+    assert stats["near_one_hot_fraction"] == 0.5  # (0, 0) and (1, 0) of the four
+    assert stats["labels_near_one_hot_fraction"] == 0.5  # label 0: mean max 0.9975 > 0.99; label 1: 0.5

@@ -54,6 +54,12 @@ def test_registry_holds_every_system_of_the_papers_tables():
     assert {"cnn_rnn", "ml_gcn", "add_gcn", "q2l", "hsq_static", "drmoe"} <= set(MODELS)
 
 
+def test_the_registry_and_the_torch_free_key_list_agree():
+    from drmoe_repro.model_keys import known_models
+
+    assert sorted(MODELS) == known_models()
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_declared_config_key_exists_in_the_schema_and_profiles(name):
     """A model reads only keys it declares (resolve_run passes no others), and every one is a real config key."""
@@ -190,11 +196,12 @@ def test_paper_configuration_parameter_count_matches_a_count_by_hand():
     cfg = copy.deepcopy(config["profiles"]["paper"]["model"])
     cfg["pretrained"] = False
     info = DataInfo(label_names=tuple(str(i) for i in range(80)), train_targets=np.zeros((1, 80), np.int8))
-    drmoe, q2l = build_model("drmoe", cfg, info), build_model("q2l", cfg, info)
+    with torch.device("meta"):
+        drmoe, trunk = build_model("drmoe", cfg, info), build_model("query_trunk", cfg, info)
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     L, D, Ns, H, G = 80, 512, 4, 256, 256
     experts = Ns * (D * H + H) + L * (D * H + H)
     gates = L * (D * G + G) + L * (G * (Ns + 1) + (Ns + 1))
     classifier = H + 1
-    q2l_head = L * D + L
-    assert count(drmoe) - count(q2l) == experts + gates + classifier - q2l_head
+    trunk_head = L * D + L  # the "query trunk, no experts" ablation's per-label head
+    assert count(drmoe) - count(trunk) == experts + gates + classifier - trunk_head

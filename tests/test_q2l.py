@@ -24,13 +24,13 @@ from drmoe_repro.engine.ema import ModelEma
 from drmoe_repro.engine.losses import AsymmetricLoss, asymmetric_loss, masked_asymmetric_loss
 from drmoe_repro.engine.recipes import Q2L_PUBLISHED_RECIPE, q2l_published_recipe
 from drmoe_repro.models import DataInfo, build_model
-from drmoe_repro.models.q2l import Q2L_KEYS, Transformer, sine_position_embedding
-from drmoe_repro.models.registry import MODEL_KEYS
+from drmoe_repro.models.q2l import Transformer, sine_position_embedding
+from drmoe_repro.model_keys import MODEL_KEYS
 
 
-def _info(num_labels, extras=None):
+def _info(num_labels, backbone_weights=None):
     return DataInfo(label_names=tuple(f"label{i}" for i in range(num_labels)),
-                    train_targets=np.zeros((1, num_labels), np.int8), extras=extras or {})
+                    train_targets=np.zeros((1, num_labels), np.int8), backbone_weights=backbone_weights)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_parameter_count_at_the_published_configuration():
     cfg = {"backbone": "resnet101", "pretrained": False, "q2l_hidden": 2048, "q2l_heads": 4, "q2l_enc": 1,
            "q2l_dec": 2, "q2l_ffn": 8192, "q2l_dropout": 0.1}
     with torch.device("meta"):
-        model = build_model("query2label", cfg, _info(80))
+        model = build_model("q2l", cfg, _info(80))
     L, d, ffn = 80, 2048, 8192
     attention = (3 * d * d + 3 * d) + (d * d + d)  # in_proj + out_proj
     feed_forward = (d * ffn + ffn) + (ffn * d + d)  # linear1 + linear2
@@ -225,19 +225,18 @@ def test_backbone_weights_come_from_the_state_dict_handed_to_the_builder():
     with torch.no_grad():
         reference.bn1.running_mean.uniform_(-1, 1)
     cfg = {"backbone": "resnet18", "pretrained": True, "q2l_hidden": 64, "q2l_ffn": 32}  # pretrained: no file read
-    model = build_model("query2label", cfg, _info(4, {"backbone_state_dict": reference.state_dict()}))
+    model = build_model("q2l", cfg, _info(4, reference.state_dict()))
     body = model.backbone.body
     assert torch.equal(body.conv1.weight, reference.conv1.weight)
     assert torch.equal(body.bn1.running_mean, reference.bn1.running_mean)
     assert isinstance(model.input_proj, nn.Conv2d)  # 512 channels -> width 64 needs the 1x1 projection
     assert not body.layer1[0].conv1.weight.requires_grad and body.layer2[0].conv1.weight.requires_grad
-    with pytest.raises(ValueError, match="weights_dir"):
-        build_model("query2label", {"backbone": "resnet18", "pretrained": True}, _info(4))
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_model("q2l", {"backbone": "resnet18", "pretrained": True}, _info(4))
 
 
 def test_registered_keys():
-    assert MODEL_KEYS["query2label"] == Q2L_KEYS
-    assert {"q2l_hidden", "q2l_heads", "q2l_enc", "q2l_dec", "q2l_ffn", "q2l_dropout"} <= set(Q2L_KEYS)
+    assert {"q2l_hidden", "q2l_heads", "q2l_enc", "q2l_dec", "q2l_ffn", "q2l_dropout"} <= set(MODEL_KEYS["q2l"])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -348,7 +347,8 @@ def test_one_cycle_per_iteration_follows_torchs_curve():
     model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
     model[1].bias.requires_grad_(False)  # frozen parameters stay out of the optimizer
     epochs, steps = 3, 5
-    optimizer, scheduler, clip = q2l_published_recipe(model, {"epochs": epochs}, steps_per_epoch=steps)
+    recipe = q2l_published_recipe(model, {"epochs": epochs}, steps_per_epoch=steps)
+    optimizer, scheduler, clip = recipe.optimizer, recipe.scheduler, recipe.grad_clip
     assert clip is None and isinstance(optimizer, torch.optim.AdamW)
     (group,) = optimizer.param_groups
     assert len(group["params"]) == 3 and group["weight_decay"] == 1e-2  # decay on bias and norm too
@@ -493,7 +493,7 @@ TINY = {"backbone": "tiny_cnn", "pretrained": False, "q2l_heads": 4, "q2l_enc": 
 
 def test_demo_configuration_forward_and_a_falling_loss():
     torch.manual_seed(0)
-    model = build_model("query2label", TINY, _info(6))
+    model = build_model("q2l", TINY, _info(6))
     assert isinstance(model.input_proj, nn.Identity) and model.transformer.d_model == 128  # tiny_cnn's channels
     assert all(p.requires_grad for p in model.parameters())  # demo: nothing frozen, BatchNorm trainable
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())

@@ -236,6 +236,11 @@ def profile_of(config: dict, profile: str | None = None) -> dict:
     return config["profiles"][name]
 
 
+# Epochs of the baselines' own published recipes (train.recipe: published, train.published_epochs: true), where the
+# authors publish them: Query2Label 80 (SlongLiu/query2labels README.md, --epochs 80). engine/recipes.py has the rest.
+PUBLISHED_EPOCHS = {"q2l": 80}
+
+
 def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int) -> dict:
     """Everything one (profile, data set, system, seed) run needs, as one plain dict."""
     prof = profile_of(config, profile)
@@ -246,6 +251,10 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
         raise ConfigError(f"system {system!r} is not in systems; defined: {', '.join(config['systems'])}")
     spec = config["systems"][system]
     model = model_config_for(spec["model"], {**prof["model"], **spec.get("overrides", {})})  # only the keys it reads
+    train = {**copy.deepcopy(prof["train"]), **({"recipe": spec["recipe"]} if "recipe" in spec else {})}
+    if train.get("recipe") == "published" and train.get("published_epochs") and spec["model"] in PUBLISHED_EPOCHS:
+        train["epochs"] = PUBLISHED_EPOCHS[spec["model"]]
+    train.pop("published_epochs", None)  # its effect is in `epochs`
     return {
         "profile": profile,
         "dataset": dataset,
@@ -257,7 +266,7 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
         "data": copy.deepcopy(prof["datasets"][dataset]),
         "input": copy.deepcopy(prof["input"]),
         "model": model,
-        "train": {**copy.deepcopy(prof["train"]), **({"recipe": spec["recipe"]} if "recipe" in spec else {})},
+        "train": train,
     }
 
 

@@ -33,8 +33,13 @@ Per class: Nc = correct predictions, Np = predictions, Ng = positives.
   Class means (CP, CR, CF1) are taken over the classes with at least one positive, the same classes as mAP.
   A ratio with a zero denominator is 0 (no predictions -> precision 0; OF1 or CF1 with P + R = 0 -> 0), except
   where there is no positive at all: recall-based values are then undefined (NaN, written as null in JSON).
-  Ignored targets, ``ignored_in_f1=``: ``exclude`` (default) leaves them out of Nc, Np and Ng; ``negative``
-  counts them as negatives (ML-GCN's treatment of VOC difficult labels for F1).
+  Ignored targets, ``ignored_in_f1=``: ``negative`` (default) counts them as negatives, as ML-GCN's and ADD-GCN's
+  code count VOC difficult labels for F1 (util.py AveragePrecisionMeter); ``exclude`` leaves them out of Nc, Np and
+  Ng. AP always leaves them out (both codes do). COCO has no ignored target: both give the same numbers there.
+
+F1 family from decisions (``decisions=``, bool [N, L]): a model that decides label sets itself (CNN-RNN's beam
+search) is scored on those sets, as its F1s were reported, instead of on its scores at a threshold; top-k keeps
+each image's k highest-scoring decided labels. Keys say ``dec=beam`` where the others say ``thr=0.5``.
 
 Top-k (``top3``): only each image's k highest scores are predictions, and only if also ``>= threshold`` (ML-GCN).
 Ties at the k-th place are broken by class index (the lower index wins): the class order is fixed by
@@ -51,8 +56,8 @@ Metric names (keys of ``compute_metrics``' dict; the brackets name the conventio
   ``OP[thr=0.5]``, ``OR[thr=0.5]``, ``OF1[thr=0.5]``, ``CP[thr=0.5]``, ``CR[thr=0.5]``, ``CF1[def=mlgcn,thr=0.5]``,
   the same with ``top3,`` before ``thr`` (e.g. ``OF1[top3,thr=0.5]``, ``CF1[def=mlgcn,top3,thr=0.5]``),
   plus ``classes_without_positives`` (list of labels), ``num_images`` and ``num_classes_with_positives``.
-  F1-family keys end in ``,ign=negative`` when ignored targets were counted as negatives; without ``ign=`` they
-  were excluded (the default). Values are fractions in [0, 1].
+  Every F1-family key ends in ``,ign=negative`` or ``,ign=exclude``: how ignored targets were counted (above),
+  e.g. ``OF1[thr=0.5,ign=negative]``. Values are fractions in [0, 1].
   ``convention_sensitivity`` uses the same text inside the brackets as its ``convention`` column.
 
   It adds ``,images=annotated`` to the rows computed without the images that have no positive label.
@@ -78,15 +83,19 @@ DEFAULT_AP = "noninterp"
 DEFAULT_CF1 = "mlgcn"
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_TOP_K = 3
-DEFAULT_IGNORED_IN_F1 = "exclude"
+DEFAULT_IGNORED_IN_F1 = "negative"  # ML-GCN's code: VOC difficult labels are negatives for F1
+DECISIONS = "beam"  # the name of decided label sets in keys (``dec=beam``): CNN-RNN's beam search
 
-# The keys `headline` reads: the paper's mAP, OF1 and CF1 under the default conventions.
+# The keys `headline` reads: the paper's mAP, OF1 and CF1 under the default conventions; a run with decided label
+# sets takes its F1s from those (DECISION_HEADLINE_KEYS).
 HEADLINE_KEYS = {
     "mAP": "mAP[ap=noninterp]",
-    "OF1": "OF1[thr=0.5]",
-    "CF1": "CF1[def=mlgcn,thr=0.5]",
+    "OF1": "OF1[thr=0.5,ign=negative]",
+    "CF1": "CF1[def=mlgcn,thr=0.5,ign=negative]",
     "per_class_AP": "per_class_AP[ap=noninterp]",
 }
+DECISION_HEADLINE_KEYS = {**HEADLINE_KEYS, "OF1": "OF1[dec=beam,ign=negative]",
+                          "CF1": "CF1[def=mlgcn,dec=beam,ign=negative]"}
 
 # What an item of a class's ranking is, in the low 2 bits of its rank key (see `_rank_base`).
 _TAG_TP, _TAG_FP, _TAG_NONE = 0, 1, 2
@@ -104,19 +113,20 @@ def ap_convention(ap: str) -> str:
 
 
 def f1_convention(
-    *, threshold: float, top_k: int | None = None, cf1: str | None = None, ignored_in_f1: str = "exclude"
+    *, threshold: float | None, top_k: int | None = None, cf1: str | None = None,
+    ignored_in_f1: str = DEFAULT_IGNORED_IN_F1,
 ) -> str:
-    """Text inside the brackets of an F1-family key, e.g. ``def=mlgcn,top3,thr=0.5`` (``cf1`` only for CF1)."""
+    """Text inside the brackets of an F1-family key, e.g. ``def=mlgcn,top3,thr=0.5,ign=negative`` (``cf1`` only
+    for CF1); ``threshold=None`` names predictions from decided label sets (``dec=beam``)."""
     parts = []
     if cf1 is not None:
         _check_choice("cf1", cf1, CF1_CONVENTIONS)
         parts.append(f"def={cf1}")
     if top_k is not None:
         parts.append(f"top{int(top_k)}")
-    parts.append(f"thr={float(threshold):g}")
+    parts.append(f"dec={DECISIONS}" if threshold is None else f"thr={float(threshold):g}")
     _check_choice("ignored_in_f1", ignored_in_f1, IGNORED_IN_F1)
-    if ignored_in_f1 != DEFAULT_IGNORED_IN_F1:
-        parts.append(f"ign={ignored_in_f1}")
+    parts.append(f"ign={ignored_in_f1}")
     return ",".join(parts)
 
 
@@ -384,7 +394,8 @@ def f1_family(
 
 
 def _f1_family(scores, targets, threshold, mask, ignored_in_f1) -> dict[str, float]:
-    predicted = scores >= threshold  # [N, L]
+    """`threshold` None: `scores` are decisions (bool [N, L]) and are the predictions themselves."""
+    predicted = scores.astype(bool) if threshold is None else scores >= threshold  # [N, L]
     if mask is not None:
         predicted &= mask  # top-k: a prediction must be both in the image's top k and above the threshold
     positive = targets == 1
@@ -453,10 +464,12 @@ def compute_metrics(
     threshold: float = DEFAULT_THRESHOLD,
     top_k: int | None = DEFAULT_TOP_K,
     ignored_in_f1: str = DEFAULT_IGNORED_IN_F1,
+    decisions: Any = None,
 ) -> dict[str, Any]:
     """Every metric under one set of conventions, as a flat dict whose keys name them (module docstring).
 
-    ``top_k=None`` leaves out the top-k F1 family and mAP@K.
+    ``top_k=None`` leaves out the top-k F1 family and mAP@K. ``decisions`` (bool [N, L], a model's own decided
+    label sets) adds the F1 family computed from them (``dec=beam`` keys), which `headline` then reports.
     """
     _check_choice("ap", ap, AP_CONVENTIONS)
     _check_choice("cf1", cf1, CF1_CONVENTIONS)
@@ -484,24 +497,58 @@ def compute_metrics(
         result.update(
             _f1_keys(values, threshold=threshold, top_k=top_k, cf1_kinds=(cf1,), ignored_in_f1=ignored_in_f1)
         )
+    if decisions is not None:
+        result.update(_decision_f1(scores, targets, decisions, top_k, (cf1,), ignored_in_f1))
     return result
 
 
+def check_decisions(decisions: Any, scores: np.ndarray) -> np.ndarray:
+    decided = np.asarray(decisions)
+    if decided.shape != scores.shape:
+        raise ValueError(f"decisions have shape {decided.shape}, scores {scores.shape}")
+    if decided.dtype != bool and not np.isin(decided, (0, 1)).all():
+        raise ValueError("decisions must be 0/1 or boolean")
+    return decided.astype(bool)
+
+
+def decision_top_k(scores: np.ndarray, decided: np.ndarray, k: int) -> np.ndarray:
+    """Each image's k highest-scoring decided labels (bool [N, L]): top-k applied to decided label sets."""
+    return decided & top_k_mask(np.where(decided, scores, -1.0), k)
+
+
+def _decision_f1(scores, targets, decisions, top_k, cf1_kinds, ignored_in_f1) -> dict[str, float]:
+    decided = check_decisions(decisions, scores)
+    out = _f1_keys(_f1_family(decided, targets, None, None, ignored_in_f1), threshold=None, top_k=None,
+                   cf1_kinds=cf1_kinds, ignored_in_f1=ignored_in_f1)
+    if top_k is not None:
+        kept = decision_top_k(scores, decided, top_k)
+        out.update(_f1_keys(_f1_family(kept, targets, None, None, ignored_in_f1), threshold=None, top_k=top_k,
+                            cf1_kinds=cf1_kinds, ignored_in_f1=ignored_in_f1))
+    return out
+
+
 def headline(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The paper's headline numbers under the default conventions (non-interpolated AP, threshold 0.5, ML-GCN CF1).
+    """The paper's headline numbers under the default conventions (non-interpolated AP, threshold 0.5, ML-GCN CF1,
+    VOC difficult labels negative for F1); OF1 and CF1 from decided label sets where the run has them.
 
     Returns {"mAP", "OF1", "CF1", "per_class_AP"} read from a `compute_metrics` dict (or its metrics.json).
     """
-    missing = [key for key in HEADLINE_KEYS.values() if key not in metrics]
+    keys = DECISION_HEADLINE_KEYS if DECISION_HEADLINE_KEYS["OF1"] in metrics else HEADLINE_KEYS
+    missing = [key for key in keys.values() if key not in metrics]
     if missing:
         raise KeyError(
             f"metrics were not computed under the default conventions; missing {', '.join(missing)} "
-            "(call compute_metrics with ap='noninterp', cf1='mlgcn', threshold=0.5, ignored_in_f1='exclude')"
+            "(call compute_metrics with ap='noninterp', cf1='mlgcn', threshold=0.5, ignored_in_f1='negative')"
         )
-    return {short: metrics[key] for short, key in HEADLINE_KEYS.items()}
+    return {short: metrics[key] for short, key in keys.items()}
 
 
-def _sensitivity_rows(scores, targets, *, thresholds, top_k, suffix) -> list[tuple[str, str, float]]:
+def f1_source(metrics: Mapping[str, Any]) -> str:
+    """Where a run's headline OF1/CF1 come from, in words."""
+    return "decided label sets (beam search)" if DECISION_HEADLINE_KEYS["OF1"] in metrics else "scores >= 0.5"
+
+
+def _sensitivity_rows(scores, targets, *, thresholds, top_k, suffix, decisions=None) -> list[tuple[str, str, float]]:
     """Rows (metric, convention, value) for one set of images, in a fixed order."""
     rows: list[tuple[str, str, float]] = []
     # One sort serves the three AP conventions; another the top-k ranking of mAP@K.
@@ -524,6 +571,10 @@ def _sensitivity_rows(scores, targets, *, thresholds, top_k, suffix) -> list[tup
                 for key, value in named.items():
                     metric, convention = key[:-1].split("[", 1)
                     rows.append((metric, convention + suffix, value))
+        if decisions is not None:
+            for key, value in _decision_f1(scores, targets, decisions, top_k, CF1_CONVENTIONS, ignored).items():
+                metric, convention = key[:-1].split("[", 1)
+                rows.append((metric, convention + suffix, value))
     return rows
 
 
@@ -535,6 +586,7 @@ def convention_sensitivity(
     unannotated_mask: Any = None,
     thresholds: Sequence[float] = (0.5, 0.8),
     top_k: int | None = DEFAULT_TOP_K,
+    decisions: Any = None,
 ) -> pd.DataFrame:
     """The same scores under every convention, long format: columns ``metric, convention, value``.
 
@@ -546,7 +598,8 @@ def convention_sensitivity(
     convention (the first block always uses every image given).
     """
     scores, targets, _ = check_inputs(scores, targets, label_names)
-    rows = _sensitivity_rows(scores, targets, thresholds=thresholds, top_k=top_k, suffix="")
+    decided = None if decisions is None else check_decisions(decisions, scores)
+    rows = _sensitivity_rows(scores, targets, thresholds=thresholds, top_k=top_k, suffix="", decisions=decided)
     if unannotated_mask is not None:
         unannotated = np.asarray(unannotated_mask, dtype=bool).reshape(-1)
         if unannotated.shape[0] != scores.shape[0]:
@@ -555,6 +608,36 @@ def convention_sensitivity(
         # Skip when nothing is unannotated (identical block) or nothing would be left.
         if unannotated.any() and keep.any():
             rows += _sensitivity_rows(
-                scores[keep], targets[keep], thresholds=thresholds, top_k=top_k, suffix=",images=annotated"
+                scores[keep], targets[keep], thresholds=thresholds, top_k=top_k, suffix=",images=annotated",
+                decisions=None if decided is None else decided[keep],
             )
     return pd.DataFrame(rows, columns=["metric", "convention", "value"])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gates of mixture-of-experts models
+# ----------------------------------------------------------------------------------------------------------------
+
+NEAR_ONE_HOT = 0.99  # a gate vector whose largest weight exceeds this routes the label to one expert
+
+
+def gate_statistics(gates: Any) -> dict[str, float]:
+    """How sharp the gates are: gates float [N, L, E] (rows sum to 1) -> plain numbers.
+
+    ``mean_entropy``: mean over images and labels of H(w) = -sum_k w_k log w_k (nats; log E is uniform, 0 one-hot);
+    ``mean_entropy_fraction_of_uniform``: the same divided by log E; ``near_one_hot_fraction``: share of the
+    (image, label) gate vectors whose largest weight exceeds 0.99; ``labels_near_one_hot_fraction``: share of the
+    labels whose largest weight, averaged over the images, exceeds 0.99.
+    """
+    w = np.asarray(gates, dtype=np.float64)
+    if w.ndim != 3:
+        raise ValueError(f"gates must be [N, L, E], got shape {w.shape}")
+    entropy = -(w * np.log(np.clip(w, 1e-12, None))).sum(axis=2)  # [N, L]
+    largest = w.max(axis=2)  # [N, L]
+    return {
+        "mean_entropy": float(entropy.mean()),
+        "mean_entropy_fraction_of_uniform": float(entropy.mean() / np.log(w.shape[2])) if w.shape[2] > 1 else 0.0,
+        "near_one_hot_fraction": float((largest > NEAR_ONE_HOT).mean()),
+        "labels_near_one_hot_fraction": float((largest.mean(axis=0) > NEAR_ONE_HOT).mean()),
+        "threshold": NEAR_ONE_HOT,
+    }

@@ -116,7 +116,14 @@ def load_predictions(path: Path) -> dict[str, Any]:
         raise PredictionsError(
             f"{path}: key 'image_ids': {image_ids.shape[0]} ids for {scores.shape[0]} rows of scores"
         )
-    return {"scores": scores, "targets": targets, "label_names": names, "image_ids": image_ids}
+    decisions = None
+    if "decisions" in arrays:  # a model's own decided label sets (CNN-RNN): its F1s come from them
+        try:
+            decisions = metrics.check_decisions(arrays["decisions"], scores)
+        except ValueError as exc:
+            raise PredictionsError(f"{path}: key 'decisions': {exc}") from exc
+    return {"scores": scores, "targets": targets, "label_names": names, "image_ids": image_ids,
+            "decisions": decisions}
 
 
 def format_table(results: dict[str, Any], source: Path, per_class: bool) -> str:
@@ -165,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         top_k=top_k,
         ignored_in_f1=args.ignored_in_f1,
+        decisions=data["decisions"],
     )
     sys.stdout.write(format_table(results, args.predictions, args.per_class))
     if args.out is not None:
@@ -174,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         unannotated = ~(data["targets"] == 1).any(axis=1)
         table = metrics.convention_sensitivity(
             data["scores"], data["targets"], data["label_names"], unannotated_mask=unannotated,
-            thresholds=tuple(dict.fromkeys((0.5, 0.8, args.threshold))), top_k=top_k,
+            thresholds=tuple(dict.fromkeys((0.5, 0.8, args.threshold))), top_k=top_k, decisions=data["decisions"],
         )
         write_text(args.sensitivity_out, table.to_csv(index=False, lineterminator="\n"))
     return 0

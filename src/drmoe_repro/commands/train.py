@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     def train() -> int:
         train_run(cfg, index_path(profile, args.dataset, "train"),
                   run_dir(profile, args.dataset, args.system, args.seed),
-                  progress=not args.no_progress, inputs=inputs)
+                  progress=not args.no_progress, inputs=inputs, test_index=index_path(profile, args.dataset, "test"))
         return 0
 
     return on_claimed_gpus(prof, max(prof["gpus_per_run"], 1), train, run_cli_args("train", args, profile))

@@ -26,9 +26,16 @@ from drmoe_repro.io import load_json, save_json, save_npz, write_text
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool = True):
-    """Scores [N, L] float32 after the sigmoid, and gates [N, L, E] float32 (None for models without gates)."""
-    device = torch.device(cfg["device"])
+def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool = True,
+            device: torch.device | None = None):
+    """Scores [N, L] float32 after the sigmoid, gates [N, L, E] float32 and decided label sets [N, L] int8 (None for
+    models without gates or decisions).
+
+    The loader has a generator of its own: predicting never draws from the global RNG, so evaluating during
+    training (train.eval_every) leaves the training run's random stream, and its bytes, unchanged.
+    """
+    device = torch.device(cfg["device"]) if device is None else device
+    was_training = model.training
     model.to(device).eval()
     workers = cfg["train"]["num_workers"]
     timeout = cfg["train"].get("loader_timeout_s", DEFAULT_LOADER_TIMEOUT_S) if workers > 0 else None
@@ -38,17 +45,22 @@ def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool
         shuffle=False,
         num_workers=workers,
         timeout=timeout or 0,
+        generator=torch.Generator().manual_seed(0),
     )
-    scores, gates = [], []
-    for images, _, _ in tqdm(batches(loader, timeout), total=len(loader), desc=f"evaluate {cfg['system']}/{cfg['dataset']}",
-                             disable=not progress, leave=False):
+    scores, gates, decisions = [], [], []
+    for images, _, _ in tqdm(batches(loader, timeout), total=len(loader),
+                             desc=f"evaluate {cfg['system']}/{cfg['dataset']}", disable=not progress, leave=False):
         out = model(images.to(device))
         scores.append(torch.sigmoid(out["logits"].float()).cpu())
         if "gates" in out:
             gates.append(out["gates"].float().cpu())
+        if "decisions" in out:
+            decisions.append(out["decisions"].cpu())
     score_matrix = torch.cat(scores).numpy().astype(np.float32)
     gate_tensor = torch.cat(gates).numpy().astype(np.float32) if gates else None
-    return score_matrix, gate_tensor
+    decided = torch.cat(decisions).numpy().astype(np.int8) if decisions else None
+    model.train(was_training)
+    return score_matrix, gate_tensor, decided
 
 
 def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True) -> dict:
@@ -56,20 +68,23 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
     started = time.perf_counter()
     index = LabelIndex.load(test_index)
     model = load_trained_model(cfg, train_index, run_dir)
-    scores, gates = predict(model, index, cfg, progress)
+    scores, gates, decisions = predict(model, index, cfg, progress)
     wall = time.perf_counter() - started
 
     image_ids = np.array(index.image_ids, dtype=str)
     label_names = np.array(index.label_names, dtype=str)
     save_npz(run_dir / "predictions.npz", image_ids=image_ids, label_names=label_names,
-             targets=index.targets, scores=scores)
+             targets=index.targets, scores=scores, **({} if decisions is None else {"decisions": decisions}))
     if gates is not None:
         n_shared = gates.shape[2] - 1
         expert_names = np.array([f"shared_{j + 1}" for j in range(n_shared)] + ["task"], dtype=str)
         save_npz(run_dir / "gates.npz", image_ids=image_ids, label_names=label_names,
                  expert_names=expert_names, gates=gates)
 
-    results = metrics.compute_metrics(scores, index.targets, index.label_names)
+    results = metrics.compute_metrics(scores, index.targets, index.label_names, decisions=decisions)
+    results["headline_f1_from"] = metrics.f1_source(results)
+    if gates is not None:
+        results["gates"] = metrics.gate_statistics(gates)
     prior = np.broadcast_to(label_prior(train_index), scores.shape)
     prior_metrics = metrics.compute_metrics(prior, index.targets, index.label_names, top_k=None)
     results["reference"] = {"label_prior_mAP": metrics.headline(prior_metrics)["mAP"]}
@@ -77,7 +92,8 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
     save_json(run_dir / "metrics.json", results)
     # COCO images without any annotation (kept with keep_unannotated) get their own rows: with and without them.
     unannotated = (index.targets == 1).sum(axis=1) == 0 if cfg["data"]["format"] == "coco" else None
-    sensitivity = metrics.convention_sensitivity(scores, index.targets, index.label_names, unannotated_mask=unannotated)
+    sensitivity = metrics.convention_sensitivity(scores, index.targets, index.label_names, unannotated_mask=unannotated,
+                                                 decisions=decisions)
     write_text(run_dir / "conventions.csv", sensitivity.to_csv(index=False))
 
     train_summary = load_json(run_dir / "train.json")

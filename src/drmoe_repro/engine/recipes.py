@@ -1,34 +1,48 @@
-"""Optimizer, learning-rate schedule and gradient clipping of a run: the paper's common recipe or a baseline's own.
+"""How a run trains: optimizer, learning-rate schedule, gradient clipping, loss, weight EMA and augmentation.
 
 `train.recipe: paper` (the default) trains every system as the DR-MoE paper's §4.2 says: Adam with the config's lr
 and (coupled) weight decay, the lr multiplied by lr_gamma at the configured fractions of the epochs (30 and 40 of
-50), no clipping. `train.recipe: published` trains each baseline with the optimizer its authors published
-(peer-conventions.md); only the number of epochs still comes from the config, the lr and weight decay are the
-recipe's own:
+50), no clipping, the BCE of eq 10, the paper's augmentations. `train.recipe: published` trains each baseline with
+what its authors published (the numbers of epochs come from the config, except Query2Label's 80 where
+`train.published_epochs` is true: config.resolve_run writes them into the run's config):
 
-  ml_gcn   SGD lr 0.1, backbone lr x0.1, momentum 0.9, weight decay 1e-4, gradient norm clipped at 10; the decay
-           x0.1 at the config's lr_milestones (peer-conventions.md records no ML-GCN schedule)
+  ml_gcn   SGD lr 0.1, backbone lr x0.1, momentum 0.9, weight decay 1e-4 on every parameter, gradient norm clipped
+           at 10; the decay x0.1 at the config's lr_milestones (ML-GCN's schedule is not recorded here)
   add_gcn  SGD lr 0.05, backbone lr x0.1, momentum 0.9, weight decay 1e-4, gradient norm clipped at 10, x0.1 at
            epochs 30 and 40 of 50 (fractions 0.6 and 0.8 of the configured epochs)
-  q2l      AdamW lr 1e-4, weight decay 1e-2, OneCycle (pct_start 0.2, div_factor 25, final_div_factor 1e4).
-           The engine steps the scheduler once per epoch, so OneCycle's per-step curve is approximated by one lr
-           per epoch: the curve's value at the middle of that epoch. ASL loss, EMA and AMP are not part of it.
-  cnn_rnn  no official code and no optimizer in peer-conventions.md: the paper's recipe
-  drmoe, hsq_static, plain and anything else: the paper's recipe (it is theirs)
+  q2l      as SlongLiu/query2labels trains it (Q2L_PUBLISHED_RECIPE below, each value with its source): AdamW lr 1e-4,
+           weight decay 1e-2 on every trainable parameter, OneCycle stepped after every optimiser step, the
+           asymmetric loss (engine/losses.py), a weight EMA of decay 0.9997 whose weights are the ones saved and
+           evaluated (engine/ema.py), Resize + Cutout + RandAugment (data/transforms.py). The profile's precision
+           (bf16 autocast on the paper profile) stands in for the code's fp16 with a gradient scaler.
+  cnn_rnn  no official code and no published optimizer: the paper's recipe
+  drmoe, hsq_static, query_trunk, plain and anything else: the paper's recipe (it is theirs)
 
-`build_optimizer` returns (optimizer, scheduler, grad_clip): the scheduler is stepped once after every epoch,
-`grad_clip` is a max gradient norm or None. `train.fused_optimizer: true` builds each optimizer with torch's fused
+`build_recipe` returns a `Recipe`. `train.fused_optimizer: true` builds each optimizer with torch's fused
 implementation (one kernel for all parameters): the same update rule, rounded differently in the last bits.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from drmoe_repro.engine.ema import Q2L_EMA_DECAY
+
 BACKBONE_LR_FACTOR = 0.1  # ML-GCN's and ADD-GCN's `lrp`: the pretrained layers learn 10x slower
+
+
+@dataclass
+class Recipe:
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler_per_step: bool = False  # step the scheduler after every optimiser step (else after every epoch)
+    grad_clip: float | None = None  # max gradient norm
+    loss: str = "bce"  # "bce": eq 10 (+ the model's auxiliary term); "asl": Query2Label's asymmetric loss
+    ema_decay: float | None = None  # a weight EMA whose weights are saved and evaluated
+    augment: str = "paper"  # "paper": the profile's input.augment; "q2l": Query2Label's published transform
 
 
 def milestone_epochs(train_cfg: dict, fractions: list[float] | None = None) -> list[int]:
@@ -51,82 +65,35 @@ def backbone_groups(model: nn.Module, lr: float, factor: float) -> list[dict]:
     return [{"params": head, "lr": lr}, {"params": backbone, "lr": lr * factor}]
 
 
-def one_cycle_factor(position: float, pct_start: float = 0.2, div_factor: float = 25.0,
-                     final_div_factor: float = 1e4) -> float:
-    """OneCycleLR's cosine curve (as a fraction of max_lr) at `position` in [0, 1] of the run."""
-
-    def anneal(start: float, end: float, x: float) -> float:
-        return end + (start - end) * (1 + math.cos(math.pi * x)) / 2
-
-    initial = 1.0 / div_factor
-    if position <= pct_start:
-        return anneal(initial, 1.0, position / pct_start)
-    return anneal(1.0, initial / final_div_factor, (position - pct_start) / (1 - pct_start))
-
-
-class EpochOneCycle:
-    """LambdaLR factor for epoch e of `epochs`: OneCycle's value at the epoch's midpoint (picklable for resumes)."""
-
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def __call__(self, epoch: int) -> float:
-        return one_cycle_factor(min((epoch + 0.5) / self.epochs, 1.0))
-
-
 def implementation(train_cfg: dict) -> dict:
     """Keyword arguments that pick torch's fused optimizer; none (torch's own default choice) otherwise."""
     return {"fused": True} if train_cfg.get("fused_optimizer", False) else {}
 
 
-def paper_recipe(model: nn.Module, train_cfg: dict):
+def paper_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Recipe:
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"],
                                  **implementation(train_cfg))
     milestones = milestone_epochs(train_cfg)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=train_cfg["lr_gamma"])
-    return optimizer, scheduler, None
+    return Recipe(optimizer, scheduler)
 
 
-def _sgd_with_slow_backbone(model: nn.Module, lr: float, milestones: list[int], train_cfg: dict):
+def _sgd_with_slow_backbone(model: nn.Module, lr: float, milestones: list[int], train_cfg: dict) -> Recipe:
     groups = backbone_groups(model, lr, BACKBONE_LR_FACTOR)
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=1e-4, **implementation(train_cfg))
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
-    return optimizer, scheduler, 10.0
+    return Recipe(optimizer, scheduler, grad_clip=10.0)
 
 
-def mlgcn_recipe(model: nn.Module, train_cfg: dict):
+def mlgcn_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Recipe:
     return _sgd_with_slow_backbone(model, 0.1, milestone_epochs(train_cfg), train_cfg)
 
 
-def addgcn_recipe(model: nn.Module, train_cfg: dict):
+def addgcn_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Recipe:
     return _sgd_with_slow_backbone(model, 0.05, milestone_epochs(train_cfg, [0.6, 0.8]), train_cfg)
 
 
-def q2l_recipe(model: nn.Module, train_cfg: dict):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-2, **implementation(train_cfg))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, EpochOneCycle(train_cfg["epochs"]))
-    return optimizer, scheduler, None
-
-
-PUBLISHED = {"ml_gcn": mlgcn_recipe, "add_gcn": addgcn_recipe, "q2l": q2l_recipe}
-
-
-def build_optimizer(model: nn.Module, model_name: str, train_cfg: dict):
-    """(optimizer, per-epoch scheduler, max gradient norm or None) for `model_name` under `train_cfg["recipe"]`."""
-    recipe = train_cfg.get("recipe", "paper")
-    if recipe == "paper":
-        return paper_recipe(model, train_cfg)
-    if recipe == "published":
-        return PUBLISHED.get(model_name, paper_recipe)(model, train_cfg)
-    raise ValueError(f"train.recipe {recipe!r} is not known; expected 'paper' or 'published'")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Query2Label's own recipe, per iteration (for models/q2l.py; the `q2l` entry above is the per-epoch approximation)
-# ----------------------------------------------------------------------------------------------------------------
-
-# Every value with its source in SlongLiu/query2labels (HEAD 55eb050). README.md:49-60 is the published R101-448
-# COCO command; flags it does not set take main_mlc.py's defaults.
+# The published recipe of Query2Label (SlongLiu/query2labels at 55eb050): each value and where the code says it.
 Q2L_PUBLISHED_RECIPE = {
     "image_size": (448, "README.md:56 --img_size 448"),
     "backbone": ("resnet101, torchvision ImageNet weights (pretrained=True hard-coded for ResNets)",
@@ -169,17 +136,31 @@ Q2L_WEIGHT_DECAY = 1e-2
 Q2L_PCT_START = 0.2
 
 
-def q2l_published_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int):
-    """(AdamW, OneCycleLR to step after EVERY optimiser step, no gradient clipping) as main_mlc.py builds them.
+
+
+def q2l_published_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Recipe:
+    """AdamW and a OneCycleLR stepped after EVERY optimiser step, as main_mlc.py builds them; ASL, EMA, Q2L's transform.
 
     Only parameters with requires_grad enter the optimizer (the frozen stem and layer1 do not), all with weight
     decay. The number of epochs comes from train_cfg["epochs"] (the published run: 80); `steps_per_epoch` is the
-    number of optimiser steps per epoch (Q2L: len(train_loader) with drop_last). Stepping past epochs *
-    steps_per_epoch raises, as OneCycleLR does.
+    number of optimiser steps per epoch. Stepping past epochs * steps_per_epoch raises, as OneCycleLR does.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=Q2L_LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=Q2L_WEIGHT_DECAY,
                                   **implementation(train_cfg))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=Q2L_LR, steps_per_epoch=steps_per_epoch,
                                                     epochs=train_cfg["epochs"], pct_start=Q2L_PCT_START)
-    return optimizer, scheduler, None
+    return Recipe(optimizer, scheduler, scheduler_per_step=True, loss="asl", ema_decay=Q2L_EMA_DECAY, augment="q2l")
+
+
+PUBLISHED = {"ml_gcn": mlgcn_recipe, "add_gcn": addgcn_recipe, "q2l": q2l_published_recipe}
+
+
+def build_recipe(model: nn.Module, model_name: str, train_cfg: dict, steps_per_epoch: int) -> Recipe:
+    """The `Recipe` of `model_name` under `train_cfg["recipe"]`; `steps_per_epoch` counts optimiser steps."""
+    recipe = train_cfg.get("recipe", "paper")
+    if recipe == "paper":
+        return paper_recipe(model, train_cfg, steps_per_epoch)
+    if recipe == "published":
+        return PUBLISHED.get(model_name, paper_recipe)(model, train_cfg, steps_per_epoch)
+    raise ValueError(f"train.recipe {recipe!r} is not known; expected 'paper' or 'published'")

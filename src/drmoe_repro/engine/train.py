@@ -2,8 +2,10 @@
 
 Adam with coupled weight decay, step decay x lr_gamma at the configured fractions of the epochs (the paper's 30 and
 40 of 50), BCE over the labels that are not ignored (eq 10) plus the model's auxiliary loss (DR-MoE's entropy
-term, eqs 11-12); other recipes come from engine/recipes.py. A checkpoint after every epoch; `model.pt` (final
-weights) and `train.json` (loss history, timing) at the end.
+term, eqs 11-12); a baseline's published recipe (optimizer, schedule, loss, weight EMA, augmentation) comes from
+engine/recipes.py. A checkpoint after every epoch; `model.pt` (the final weights, or their EMA where the recipe
+keeps one: the weights evaluated) and `train.json` (loss history, the test mAP per epoch with `train.eval_every`,
+timing) at the end.
 
 Speed options (profile `train:` block): bf16 autocast, channels_last, torch.compile (with CUDA graphs under
 `compile_mode: reduce-overhead`), a fused optimizer, gradient accumulation, and JPEG decoding on the training
@@ -26,13 +28,15 @@ from tqdm import tqdm
 
 from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform, training_targets
 from drmoe_repro.data.index import LabelIndex
-from drmoe_repro.data.transforms import build_train_transform
+from drmoe_repro.data.transforms import build_q2l_train_transform, build_train_transform
 from drmoe_repro.data.pretrained import load_glove, load_imagenet_state_dict
 from drmoe_repro.engine.checkpoint import load_checkpoint, load_weights, restore_rng_states, rng_states, save_checkpoint
 from drmoe_repro.engine.determinism import make_deterministic, seed_worker
 from drmoe_repro.engine.distributed import GlobalBatchSampler, init_distributed, shutdown_distributed
 from drmoe_repro.engine.loss_watch import LossWatch, NonFiniteLossError
-from drmoe_repro.engine.recipes import build_optimizer
+from drmoe_repro.engine.ema import ModelEma
+from drmoe_repro.engine.losses import masked_asymmetric_loss
+from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.io import save_json, save_torch
 from drmoe_repro.models.registry import DataInfo, build_model
 
@@ -44,10 +48,13 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (losses * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def training_loss(out: dict, targets: torch.Tensor) -> torch.Tensor:
-    """Eq 10 (+ the model's auxiliary term, eq 11); a model with its own objective (CNN-RNN) returns "loss"."""
+def training_loss(out: dict, targets: torch.Tensor, loss: str = "bce") -> torch.Tensor:
+    """Eq 10 (+ the model's auxiliary term, eq 11), or Query2Label's asymmetric loss ("asl", its published recipe);
+    a model with its own objective (CNN-RNN) returns "loss"."""
     if "loss" in out:
         return out["loss"]
+    if loss == "asl":
+        return masked_asymmetric_loss(out["logits"].float(), targets) + out.get("aux_loss", 0.0)
     return masked_bce(out["logits"].float(), targets) + out.get("aux_loss", 0.0)
 
 
@@ -72,7 +79,7 @@ def data_info_for(index: LabelIndex, model_cfg: dict, inputs: dict[str, Path] | 
 
 
 def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *, precision: str = "fp32",
-               accum_steps: int = 1, grad_clip: float | None = None) -> torch.Tensor:
+               accum_steps: int = 1, grad_clip: float | None = None, objective: str = "bce") -> torch.Tensor:
     """One optimiser step over a batch, split into `accum_steps` micro-batches; returns the batch's mean loss.
 
     The loss stays on the device, unchecked: testing it here would make the CPU wait for the step (the training
@@ -84,7 +91,7 @@ def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor, *,
     chunks = list(zip(images.chunk(accum_steps), targets.chunk(accum_steps), strict=True))  # fewer if batch < steps
     for micro_images, micro_targets in chunks:
         with autocast:
-            loss = training_loss(model(micro_images, micro_targets), micro_targets)
+            loss = training_loss(model(micro_images, micro_targets), micro_targets, objective)
         (loss / len(chunks)).backward()
         total += loss.detach() / len(chunks)
     if grad_clip is not None:
@@ -103,16 +110,26 @@ def _device_for(cfg: dict) -> torch.device:
 
 
 def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True,
-              inputs: dict[str, Path] | None = None) -> dict:
+              inputs: dict[str, Path] | None = None, test_index: Path | None = None) -> dict:
     """Train the run described by `cfg` (config.resolve_run) and write model.pt and train.json to run_dir.
 
-    `inputs`: the fetched locations of what the model settings ask for (see `data_info_for`).
+    `inputs`: the fetched locations of what the model settings ask for (see `data_info_for`). `test_index`: where
+    `train.eval_every: N` scores the test mAP every N epochs (recorded in train.json; never used for choosing).
     """
     ctx = init_distributed(cfg["device"])
     try:
-        return _train(cfg, train_index, run_dir, progress, inputs, ctx)
+        return _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index)
     finally:
         shutdown_distributed(ctx)
+
+
+def _test_map(model: torch.nn.Module, test: LabelIndex, cfg: dict, device: torch.device) -> float:
+    """mAP of `model` on the test split (default convention), without touching the training RNG."""
+    from drmoe_repro.engine.evaluate import predict
+    from drmoe_repro.metrics import compute_metrics
+
+    scores, _, _ = predict(model, test, cfg, progress=False, device=device)
+    return compute_metrics(scores, test.targets, test.label_names, top_k=None)["mAP[ap=noninterp]"]
 
 
 def batches(loader: DataLoader, timeout: float | None):
@@ -129,7 +146,7 @@ def batches(loader: DataLoader, timeout: float | None):
         ) from None
 
 
-def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
+def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     generator = make_deterministic(cfg["seed"], cfg["torch_threads"])
     device = _device_for(cfg)
@@ -139,16 +156,23 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
     model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, cfg["model"], inputs)).to(device)
     if train.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
-    optimizer, scheduler, grad_clip = build_optimizer(model, cfg["model_name"], train)  # engine/recipes.py
+    sampler = GlobalBatchSampler(len(index), cfg["data"]["batch_size"], seed, ctx)
+    recipe = build_recipe(model, cfg["model_name"], train, len(sampler))  # engine/recipes.py
+    optimizer, scheduler = recipe.optimizer, recipe.scheduler
+    ema = ModelEma(model, recipe.ema_decay) if recipe.ema_decay is not None else None
+    eval_every = train.get("eval_every", 0)
+    test = LabelIndex.load(test_index) if eval_every and test_index is not None else None
     step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.enabled else model
     if train.get("compile"):
         # reduce-overhead records the step as CUDA graphs: one launch instead of hundreds of kernel launches.
         step_model = torch.compile(step_model, mode=train.get("compile_mode", "default"))
 
-    transform = build_train_transform(cfg["input"])
+    if recipe.augment == "q2l":
+        transform = build_q2l_train_transform(cfg["input"]["image_size"])
+    else:
+        transform = build_train_transform(cfg["input"])
     on_device = cfg["input"].get("decode", "cpu") == "device"
-    sampler = GlobalBatchSampler(len(index), cfg["data"]["batch_size"], seed, ctx)
     workers = train["num_workers"]
     timeout = train.get("loader_timeout_s", DEFAULT_LOADER_TIMEOUT_S) if workers > 0 else None
     loader = DataLoader(
@@ -171,6 +195,8 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            if ema is not None:
+                ema.module.load_state_dict(state["ema"])
             restore_rng_states(state["rng"], generator)
             start_epoch, history = state["epoch"], list(state["history"])
             print(f"resuming {run_dir} from its checkpoint after epoch {start_epoch}")
@@ -185,7 +211,8 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
         sampler.set_epoch(epoch)
         step_model.train()
         losses = []
-        bar = tqdm(batches(loader, timeout), total=len(loader), desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
+        bar = tqdm(batches(loader, timeout), total=len(loader),
+                   desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
                    disable=not (progress and ctx.is_main), leave=False)
         try:
             for batch in bar:
@@ -199,7 +226,11 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
                 step += 1
                 loss = train_step(step_model, optimizer, images, batch_targets,
                                   precision=train.get("precision", "fp32"), accum_steps=train.get("accum_steps", 1),
-                                  grad_clip=grad_clip)
+                                  grad_clip=recipe.grad_clip, objective=recipe.loss)
+                if recipe.scheduler_per_step:
+                    scheduler.step()
+                if ema is not None:
+                    ema.update(model)
                 watch.push(loss, f"step {step} (epoch {epoch + 1})")  # raises for the step before, if non-finite
                 losses.append(loss)  # a device tensor: no host sync per step
                 images_seen += images.shape[0] * ctx.world_size
@@ -210,9 +241,13 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
             raise NonFiniteLossError(
                 f"{exc} of {run_dir}; the run stopped and the last good checkpoint is kept at {checkpoint_path}"
             ) from None
-        scheduler.step()
+        if not recipe.scheduler_per_step:
+            scheduler.step()
         mean_loss = torch.stack(losses).mean().item() if losses else math.nan
         history.append({"epoch": epoch + 1, "mean_loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]})
+        if test is not None and ctx.is_main and ((epoch + 1) % eval_every == 0 or epoch + 1 == train["epochs"]):
+            # Recorded, never used to pick the checkpoint: the evaluated one is the last epoch's.
+            history[-1]["test_mAP"] = _test_map(ema.module if ema is not None else model, test, cfg, device)
         if ctx.is_main:
             print(f"{cfg['system']}/{cfg['dataset']} seed {seed}: epoch {epoch + 1}/{train['epochs']} "
                   f"mean loss {mean_loss:.4f}", flush=True)
@@ -223,6 +258,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                **({"ema": ema.module.state_dict()} if ema is not None else {}),
                 "rng": rng_states(generator),
             })
         ctx.barrier()
@@ -232,6 +268,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
         "history": history,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "num_train_images": len(index),
+        "evaluated_weights": "the weight EMA (its recipe's)" if ema is not None else "the last epoch's",
         "world_size": ctx.world_size,
         "timing": {
             "wall_s": round(wall, 3),
@@ -240,7 +277,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx) -> dict:
         },
     }
     if ctx.is_main:
-        save_torch(run_dir / "model.pt", model.state_dict())
+        save_torch(run_dir / "model.pt", (ema.module if ema is not None else model).state_dict())
         save_json(run_dir / "train.json", summary)
         if not train.get("keep_checkpoint", False):
             checkpoint_path.unlink(missing_ok=True)  # model.pt has the final weights; the rest only served resuming

@@ -13,6 +13,10 @@ Inference: beam search over label sets (`cnnrnn_beam` beams, summed log-probabil
 A beam may only append a label later in the frequency order than its last one (the order it was trained on; this
 also rules out repeats and bounds decoding at L + 1 steps) or END.
 
+Evaluation. The label set the beam search decodes is the model's prediction: `forward` returns it as "decisions"
+and evaluation computes OF1, CF1 and their top-k variants from it (metrics.py, `dec=beam`), as CNN-RNN's F1s were
+reported; nothing is thresholded.
+
 Per-label scores for mAP. The decoder gives a label set, not a score per label; the rule used here is
     score_c = max over the decoding steps t of p_t(c), along the best beam's path,
 with p_t the model's unmasked softmax at step t. Every label gets a score in [0, 1]; a decoded label scores at least
@@ -153,8 +157,9 @@ class CNNRNN(nn.Module):
         image = self.image_features(images)  # [B, E]
         if self.training and targets is not None:
             return self.teacher_forced(image, targets)
-        scores, _ = self.beam_search(image)
-        return {"logits": score_logits(scores)}  # [B, L]
+        scores, decided = self.beam_search(image)
+        # The decided label sets are CNN-RNN's predictions (its F1s are computed from them); scores serve AP.
+        return {"logits": score_logits(scores), "decisions": decided}  # [B, L], [B, L] bool
 
 
 @register_model

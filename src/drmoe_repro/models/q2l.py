@@ -43,10 +43,9 @@ import torchvision
 from torchvision.ops import FrozenBatchNorm2d
 
 from drmoe_repro.models.backbone import TinyCNN
-from drmoe_repro.models.registry import BACKBONE_KEYS, DataInfo, register_model
+from drmoe_repro.models.registry import DataInfo, register_model
 
-# The `model:` keys the builder reads (defaults: the released code's, main_mlc.py:129-141).
-Q2L_KEYS = BACKBONE_KEYS + ("q2l_hidden", "q2l_heads", "q2l_enc", "q2l_dec", "q2l_ffn", "q2l_dropout")
+# Defaults of the `model:` keys the builder reads (model_keys.py): the released code's, main_mlc.py:129-141.
 Q2L_DEFAULTS = {"q2l_heads": 4, "q2l_enc": 1, "q2l_dec": 2, "q2l_ffn": 8192, "q2l_dropout": 0.1}
 
 # Q2L's backbone.py:87 trains a parameter only if its name contains one of these.
@@ -92,18 +91,16 @@ class DemoBody(nn.Module):
 
 
 def build_q2l_backbone(cfg: dict, state_dict: dict | None = None) -> nn.Module:
-    """The trunk named by cfg["backbone"]; `state_dict` (torchvision ResNet keys) is loaded when given, else
-    cfg["pretrained"] loads ImageNet weights through the repo's existing path (models/backbone.py does the same)."""
+    """The trunk named by cfg["backbone"]; `state_dict` (torchvision ResNet keys, the ImageNet weights the engine
+    loaded) is required when cfg["pretrained"] is true, as in models/backbone.py."""
     name = cfg["backbone"]
-    if state_dict is None and cfg.get("pretrained"):
-        if name == "tiny_cnn":
-            raise ValueError("model.backbone 'tiny_cnn' has no pretrained weights; set model.pretrained: false")
-        from drmoe_repro.data.pretrained import imagenet_backbone_weights
-
-        if "weights_dir" not in cfg:
-            raise ValueError("model.pretrained is true but model.weights_dir is not set in workflow/config.yaml")
-        state_dict = imagenet_backbone_weights(name, cfg["weights_dir"])
+    if cfg.get("pretrained") and state_dict is None:
+        raise ValueError(f"model.pretrained is true but no ImageNet weights for {name!r} were given to the model")
+    if not cfg.get("pretrained") and state_dict is not None:
+        raise ValueError("ImageNet weights were given but model.pretrained is false")
     if name == "tiny_cnn":
+        if cfg.get("pretrained"):
+            raise ValueError("model.backbone 'tiny_cnn' has no pretrained weights; set model.pretrained: false")
         return DemoBody(state_dict)
     return ResNetBody(name, state_dict)
 
@@ -263,13 +260,12 @@ class Query2LabelModel(nn.Module):
         return {"logits": self.fc(h)}  # [B, L]
 
 
-@register_model(config_keys=Q2L_KEYS)
-def query2label(cfg: dict, data: DataInfo) -> nn.Module:
-    """Query2Label as released by its authors (temporary name: `q2l` is the DR-MoE trunk + per-label head).
+@register_model
+def q2l(cfg: dict, data: DataInfo) -> nn.Module:
+    """Query2Label as released by its authors (SlongLiu/query2labels).
 
-    ImageNet weights: `data.extras["backbone_state_dict"]` (a torchvision ResNet state dict of tensors, which the
-    engine hands to builders) when present; otherwise `pretrained: true` loads them from `weights_dir` through
-    data/pretrained.py as models/backbone.py does. Missing q2l_* keys take the released defaults; q2l_hidden
-    defaults to the backbone's channels (2048 for ResNet-101, the published configuration; 128 for tiny_cnn).
+    ImageNet weights: `data.backbone_weights`, the torchvision ResNet state dict the engine loaded from the fetched
+    asset. Missing q2l_* keys take the released defaults; q2l_hidden defaults to the backbone's channels (2048 for
+    ResNet-101, the published configuration; 128 for tiny_cnn).
     """
-    return Query2LabelModel(cfg, data.num_labels, data.extras.get("backbone_state_dict"))
+    return Query2LabelModel(cfg, data.num_labels, data.backbone_weights)

@@ -1,7 +1,10 @@
-"""The transformer query trunk shared by Query2Label and DR-MoE (paper §3.1-3.3), and the Q2L model.
+"""DR-MoE's transformer query trunk (paper §3.1-3.3), and the trunk alone with a per-label head.
 
 image -> backbone feature map F -> 1x1 projection to D -> + 2-D sine positional encoding -> transformer encoder
 (N_enc layers) -> decoder whose queries are L learnable label tokens (N_dec layers) -> h_i for every label i.
+
+`query_trunk` (the trunk and one linear classifier per label) is DR-MoE without its experts and gates: an ablation
+of this suite, not Query2Label (which is models/q2l.py, as its authors released it).
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ class LabelwiseLinear(nn.Module):
         return (x * self.weight).sum(-1) + self.bias  # [B, L, D] -> [B, L]
 
 
-class Query2Label(nn.Module):
+class QueryTrunkClassifier(nn.Module):
     def __init__(self, cfg: dict, num_labels: int, backbone_weights: dict | None = None):
         super().__init__()
         self.trunk = QueryTrunk(cfg, num_labels, backbone_weights)
@@ -86,6 +89,6 @@ class Query2Label(nn.Module):
 
 
 @register_model
-def q2l(cfg: dict, data: DataInfo) -> nn.Module:
-    """Query2Label (Liu et al. 2021): the query trunk and a per-label linear head."""
-    return Query2Label(cfg, data.num_labels, data.backbone_weights)
+def query_trunk(cfg: dict, data: DataInfo) -> nn.Module:
+    """DR-MoE ablation "query trunk, no experts": DR-MoE's query trunk and a per-label linear head."""
+    return QueryTrunkClassifier(cfg, data.num_labels, data.backbone_weights)

@@ -63,15 +63,15 @@ KEY_CONVENTIONS = (
     ("mAP", "ap=interp"),
     ("mAP", "ap=11point"),
     ("mAP@3", "ap=noninterp"),
-    ("OF1", "thr=0.5"),
-    ("OF1", "thr=0.8"),
-    ("CF1", "def=mlgcn,thr=0.5"),
-    ("CF1", "def=meanf1,thr=0.5"),
-    ("CF1", "def=mlgcn,thr=0.8"),
     ("OF1", "thr=0.5,ign=negative"),
+    ("OF1", "thr=0.8,ign=negative"),
     ("CF1", "def=mlgcn,thr=0.5,ign=negative"),
+    ("CF1", "def=meanf1,thr=0.5,ign=negative"),
+    ("CF1", "def=mlgcn,thr=0.8,ign=negative"),
+    ("OF1", "thr=0.5,ign=exclude"),
+    ("CF1", "def=mlgcn,thr=0.5,ign=exclude"),
 )
-DEFAULT_CONVENTION = {"mAP": "ap=noninterp", "OF1": "thr=0.5", "CF1": "def=mlgcn,thr=0.5"}
+DEFAULT_CONVENTION = {"mAP": "ap=noninterp", "OF1": "thr=0.5,ign=negative", "CF1": "def=mlgcn,thr=0.5,ign=negative"}
 
 
 # ----------------------------------------------------------------------------------------------------------------

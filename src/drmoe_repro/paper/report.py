@@ -202,7 +202,8 @@ def _header(config: dict, profile: str, found: list[str]) -> list[str]:
         f"{profile}/runs/<dataset>/<system>/seed<k>/`. Numbers are percent unless stated; measured values are the "
         "mean over seeds, ± the sample standard deviation when there are at least two seeds. Default metric "
         "conventions (DESIGN.md): non-interpolated AP over classes with positives, threshold 0.5, CF1 of ML-GCN "
-        "(harmonic mean of class-averaged precision and recall), VOC difficult labels ignored. A run that does "
+        "(harmonic mean of class-averaged precision and recall), VOC difficult labels left out of AP and counted as "
+        "negatives for F1 (ML-GCN's code); CNN-RNN's F1s from the label sets its beam search decides. A run that does "
         "not exist is shown as missing; no number is ever filled in.",
         "",
         "## Contents",
@@ -446,8 +447,8 @@ def _conventions_section(analysis: dict, profile: str) -> list[str]:
         "### 3.3 Metric-convention sensitivity of the headline runs",
         "",
         "The same predictions scored under the conventions the field disagrees on (each run's `conventions.csv`, "
-        "mean over seeds). `ign=negative`: VOC difficult labels counted as negatives for F1 (ML-GCN) instead of "
-        "left out.",
+        "mean over seeds). `ign=negative` (the default, ML-GCN's code): VOC difficult labels count as negatives for "
+        "F1; `ign=exclude`: they are left out (AP always leaves them out).",
         "",
     ]
     if summary.empty:
