@@ -255,6 +255,14 @@ def test_cnn_rnn_learns_to_decode_a_trivial_toy():
     scores, decoded = model.decode(images)
     torch.testing.assert_close(decoded.float(), subsets)
     assert (scores[subsets == 1] > 0.5).all()
+    # Evaluation's predictions are exactly these label sets (forward's "decisions"), and its F1s come from them.
+    out = model(images)
+    assert torch.equal(out["decisions"], decoded)
+    from drmoe_repro import metrics
+
+    result = metrics.compute_metrics(torch.sigmoid(out["logits"]).numpy(), subsets.numpy().astype(np.int8),
+                                     ["r", "g", "b"], decisions=out["decisions"].numpy())
+    assert metrics.headline(result)["OF1"] == 1.0 and metrics.headline(result)["CF1"] == 1.0
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -160,6 +160,22 @@ def test_entropy_term_sign_follows_the_option():
     torch.testing.assert_close(as_printed["aux_loss"], 0.01 * entropy)
 
 
+@pytest.mark.parametrize("name", MOE_MODELS)
+def test_the_two_entropy_signs_give_opposite_gradients_on_the_gate_logits(name):
+    """Eq 11 as printed and as §3.9 describes it push the gate logits in opposite directions (the auxiliary term
+    alone; the BCE is left out so that only the sign differs)."""
+    images, _ = _batch()
+    grads = []
+    for sign in ("equation", "text"):
+        model = _build(name, entropy_sign=sign).train()
+        if name == "hsq_static":  # its logits start at zero: uniform gates, where the entropy is flat
+            model.gates.logits.data = torch.randn(model.gates.logits.shape, generator=torch.Generator().manual_seed(1))
+        model(images)["aux_loss"].backward()
+        grads.append(model.gates.w2.grad if name == "drmoe" else model.gates.logits.grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[1], -grads[0])
+
+
 def test_experts_and_gates_are_batched_not_looped_over_labels():
     """Changing one label's task-expert weights changes only that label's logit (the einsum indexes labels)."""
     model = _build("drmoe").eval()

@@ -264,7 +264,7 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
         "device": prof["device"],
         "torch_threads": prof["torch_threads"],
         "data": copy.deepcopy(prof["datasets"][dataset]),
-        "input": copy.deepcopy(prof["input"]),
+        "input": deep_merge(prof["input"], spec.get("input", {})),
         "model": model,
         "train": train,
     }

@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from drmoe_repro.io import atomic_path
-from drmoe_repro.paper.per_class import BASELINE, PROPOSED, class_map
+from drmoe_repro.paper.per_class import BASELINE, GATE_FIGURES, PROPOSED, class_map
 
 FIGURE_DIR = Path("reports/figures")
 DPI = 120
@@ -54,7 +54,8 @@ def figure_paths(datasets: list[str], figure_dir: Path = FIGURE_DIR) -> dict[str
     """Figure key -> file, for the data sets of a profile (fixed names: the pipeline declares them)."""
     paths = {}
     for d in sorted(datasets):
-        paths[f"gates_{d}"] = figure_dir / f"gates_{d}.png"
+        for suffix in GATE_FIGURES:
+            paths[f"gates_{d}{suffix}"] = figure_dir / f"gates_{d}{suffix}.png"
         paths[f"ap_gain_{d}"] = figure_dir / f"fig4_ap_gain_{d}.png"
         paths[f"cooccurrence_{d}"] = figure_dir / f"cooccurrence_vs_shared_{d}.png"
         paths[f"heterogeneity_{d}"] = figure_dir / f"heterogeneity_vs_gain_{d}.png"
@@ -269,21 +270,22 @@ def _rho_note(test: dict | None) -> str:
 def render_all(datasets: list[str], inputs: dict[str, Any], profile: str, figure_dir: Path = FIGURE_DIR
                ) -> dict[str, Path]:
     """Draw and write every figure of `figure_paths`. `inputs` holds what `report.collect` gathered:
-    "table6" (DataFrame), "analysis" (analysis.run_all), "gates" ({dataset: dict from report.gate_samples})."""
+    "table6" (DataFrame), "analysis" (analysis.run_all), "gates" ({figure key: dict from report.gate_samples})."""
     paths = figure_paths(datasets, figure_dir)
     suffix = " [demo: synthetic data]" if profile == "demo" else ""
     analysis = inputs["analysis"]
     figures: dict[str, Figure] = {}
     with matplotlib.rc_context(STYLE):
         for d in sorted(datasets):
-            sample = inputs["gates"].get(d, {})
-            if sample.get("samples"):
-                title = f"DR-MoE gate weights, {d} test images (seed {sample['seed']})"
-                figures[f"gates_{d}"] = gate_figure(
-                    sample["samples"], sample["gates"], sample["label_names"], sample["expert_names"],
-                    title + (f"\n{suffix.strip()}" if suffix else ""))
-            else:
-                figures[f"gates_{d}"] = missing_figure(f"Gate weights ({d})", sample.get("missing", ["no sample"]))
+            for key_suffix, (_, sign) in GATE_FIGURES.items():
+                key = f"gates_{d}{key_suffix}"
+                sample = inputs["gates"].get(key, {})
+                if sample.get("samples"):
+                    title = f"DR-MoE gate weights, {d} test images (seed {sample['seed']}), {sign}"
+                    figures[key] = gate_figure(sample["samples"], sample["gates"], sample["label_names"],
+                                               sample["expert_names"], title + (f"\n{suffix.strip()}" if suffix else ""))
+                else:
+                    figures[key] = missing_figure(f"Gate weights ({d}, {sign})", sample.get("missing", ["no sample"]))
 
             het = analysis["heterogeneity"][d]
             labels = het.get("labels")

@@ -27,6 +27,11 @@ from drmoe_repro.paper.tables import system_status
 TABLE = 6
 # The two systems Table 6 compares, and the difference the paper's §4.7 / Fig. 4 discuss (DR-MoE minus HSQ).
 BASELINE, PROPOSED = "hsq_static", "drmoe"
+# DR-MoE with eq. 11's entropy term of the sign §3.9 describes (-lambda*H); PROPOSED has it as printed (+lambda*H).
+PROPOSED_ENTROPY_TEXT = "drmoe_entropy_text"
+# Gate figures: figure-key suffix -> (system, how its eq. 11 reads).
+GATE_FIGURES = {"": (PROPOSED, "eq. 11 as printed (+λH)"),
+                "_entropy_text": (PROPOSED_ENTROPY_TEXT, "eq. 11 with the sign §3.9 describes (−λH)")}
 
 
 def table6_systems() -> list[str]:

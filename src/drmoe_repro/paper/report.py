@@ -22,13 +22,16 @@ import yaml
 
 from drmoe_repro.config import profile_of
 from drmoe_repro.layout import run_dir
-from drmoe_repro.io import save_json, write_text
+from drmoe_repro.io import load_json, save_json, write_text
 from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import audit as au
 from drmoe_repro.paper import figures as fg
+from drmoe_repro.paper.ablations import ABLATION_TABLE_PATH, ablation_runs, build_ablation_table, sensitivity_cost
 from drmoe_repro.paper.claims import load_claims, table_claims
 from drmoe_repro.paper.deviations import deviations, is_measured
-from drmoe_repro.paper.per_class import BASELINE, PROPOSED, build_per_class_table, write_per_class_table
+from drmoe_repro.paper import provenance as pv
+from drmoe_repro.paper.per_class import (BASELINE, GATE_FIGURES, PROPOSED, build_per_class_table,
+                                        write_per_class_table)
 from drmoe_repro.paper.recipe_table import RECIPE_TABLE_PATH, build_recipe_table, recipe_runs
 from drmoe_repro.paper.tables import METRIC_TABLES, build_metric_table, required_runs, write_table
 
@@ -55,17 +58,21 @@ def analysis_path(profile: str) -> Path:
 
 def outputs(config: dict, profile: str) -> dict[str, Path]:
     """Every file `write_report` writes, by key (the pipeline's declared outputs)."""
-    out = {"table6": TABLE6_PATH, "recipes": RECIPE_TABLE_PATH, "report": REPORT_PATH, "headline": headline_path(profile),
-           "analysis": analysis_path(profile)}
+    out = {"table6": TABLE6_PATH, "recipes": RECIPE_TABLE_PATH, "ablations": ABLATION_TABLE_PATH, "report": REPORT_PATH,
+           "headline": headline_path(profile), "analysis": analysis_path(profile)}
     for key, path in fg.figure_paths(an.analysis_datasets(config, profile)).items():
         out[f"figure_{key}"] = path
     return out
 
 
 def report_runs(config: dict, profile: str) -> list[tuple[str, str, int]]:
-    """(data set, system, seed) of every run the report reads: Tables 1-6 and the recipe comparison, sorted."""
+    """(data set, system, seed) of every run the report reads: Tables 1-6, the gate figures (both entropy signs) and
+    the recipe comparison, sorted."""
     runs = {run for n in ALL_TABLES for run in required_runs(config, profile, n)}
-    return sorted(runs | set(recipe_runs(config, profile)))
+    seeds = profile_of(config, profile)["seeds"]
+    gate_runs = {(d, system, seed) for d in an.analysis_datasets(config, profile)
+                 for system, _ in GATE_FIGURES.values() if system in config["systems"] for seed in seeds}
+    return sorted(runs | gate_runs | set(recipe_runs(config, profile)) | set(ablation_runs(config, profile)))
 
 
 @lru_cache(maxsize=1)
@@ -79,12 +86,15 @@ def load_ambiguities() -> list[dict]:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def gate_samples(config: dict, profile: str, dataset: str) -> dict:
-    """The sample images of the gate figure (DR-MoE, lowest seed with gates) and their gates."""
+def gate_samples(config: dict, profile: str, dataset: str, system: str = PROPOSED) -> dict:
+    """The sample images of a gate figure (`system`, lowest seed with gates) and their gates. The images follow from
+    the test labels and the training statistics only, so every system's figure shows the same images."""
+    if system not in config["systems"]:
+        return {"missing": [f"system {system!r} is not configured"]}
     seeds = sorted(profile_of(config, profile)["seeds"])
     runs, missing = {}, []
     for seed in seeds:
-        runs, absent = an.load_runs(profile, dataset, PROPOSED, [seed], gates=True)
+        runs, absent = an.load_runs(profile, dataset, system, [seed], gates=True)
         if runs:
             break
         missing += absent
@@ -110,6 +120,7 @@ def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
     tables = {n: build_metric_table(config, profile, n, reference) for n in METRIC_TABLES}
     table6 = build_per_class_table(config, profile, reference)
     recipes = build_recipe_table(config, profile, reference)
+    ablations = build_ablation_table(config, profile, reference)
     analysis = an.run_all(config, profile, n_resamples=n_resamples)
     measured = au.measured_from_runs(config, profile, analysis)
     ctx = au.AuditContext(claims=load_claims(), measured=measured)
@@ -122,12 +133,36 @@ def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
         "tables": tables,
         "table6": table6,
         "recipes": recipes,
+        "ablations": ablations,
+        "epochs": epoch_selection(config, profile),
         "analysis": analysis,
-        "gates": {d: gate_samples(config, profile, d) for d in an.analysis_datasets(config, profile)},
+        "gates": {f"gates_{d}{suffix}": gate_samples(config, profile, d, system)
+                  for d in an.analysis_datasets(config, profile) for suffix, (system, _) in GATE_FIGURES.items()},
         "measured": measured,
         "claims": au.audit_claims(ctx),
         "consistency": au.audit_consistency(ctx),
     }
+
+
+def epoch_selection(config: dict, profile: str) -> list[dict]:
+    """Per (data set, system) of Tables 1-2 whose train.json holds a test mAP per epoch: the last epoch's (what the
+    tables report) and the best epoch's, which is what selecting on the test set would report. Means over seeds."""
+    rows = []
+    for number in (1, 2):
+        by_system: dict[tuple[str, str], list[list[dict]]] = {}
+        for dataset, system, seed in required_runs(config, profile, number):
+            path = run_dir(profile, dataset, system, seed) / "train.json"
+            if path.is_file():
+                curve = [h for h in load_json(path)["history"] if "test_mAP" in h]
+                if curve:
+                    by_system.setdefault((dataset, system), []).append(curve)
+        for (dataset, system), curves in by_system.items():
+            best = [max(curve, key=lambda h: h["test_mAP"]) for curve in curves]
+            rows.append({"dataset": dataset, "system": system, "n_seeds": len(curves),
+                         "last": 100 * float(np.mean([c[-1]["test_mAP"] for c in curves])),
+                         "best": 100 * float(np.mean([b["test_mAP"] for b in best])),
+                         "best_epochs": [b["epoch"] for b in best], "epochs": curves[0][-1]["epoch"]})
+    return rows
 
 
 def headline_metrics(measured: au.Measured) -> dict:
@@ -225,7 +260,8 @@ def _metric_table_section(number: int, df: pd.DataFrame, profile: str, found: li
     headers = ["Method"]
     for m in metrics:
         headers += [f"paper {m}", f"measured {m}"] + ([f"Δ {m}"] if profile == "paper" else [])
-    headers += ["seeds", "status"]
+    gates = number == 3  # the gating ablation: how sharp each system's gates are
+    headers += (["gate entropy (nats)", "gates > 0.99"] if gates else []) + ["seeds", "status"]
     rows = []
     for _, r in df.iterrows():
         present = is_measured(r["status"]) or (r["status"].startswith("reference") and r["n_seeds"] > 0)
@@ -234,14 +270,24 @@ def _metric_table_section(number: int, df: pd.DataFrame, profile: str, found: li
             row += [_num(r[f"paper_{m}"]), _measured_cell(r[m], r[f"{m}_std"], present)]
             if profile == "paper":
                 row.append(_num(r[f"diff_{m}"], signed=True))
+        if gates:
+            row += [_num(r.get("gate_entropy"), 3), _num(100 * r.get("gates_near_one_hot", np.nan), 1)]
         row += [int(r["n_seeds"]), _short_status(r["status"])]
         rows.append(row)
     lines = [f"### Table {number}: {claims['caption']}", ""]
     if profile == "demo":
         lines += [DEMO_TABLE_NOTE, ""]
     lines += _deviation_note(found, profile)
-    lines += [md_table(headers, rows), "", f"CSV: `results/table{number}.csv`. Data set: {claims['dataset']}.", ""]
-    return lines
+    lines += [md_table(headers, rows), "", f"CSV: `results/table{number}.csv`. Data set: {claims['dataset']}."]
+    decided = df[df.get("f1_from", pd.Series(dtype=str)).fillna("").str.startswith("decided")]["paper_name"]
+    if len(decided):
+        lines[-1] += (f" OF1/CF1 of {', '.join(decided)}: from the label sets its beam search decides (`dec=beam` in "
+                      "metrics.json), as CNN-RNN's F1s were reported; the other rows: scores >= 0.5.")
+    if gates:
+        lines[-1] += (" The paper's rows run eq. 11's entropy term as printed (+λH); the rows not in the paper run it "
+                      "with the sign §3.9 describes (−λH) (ambiguity `entropy-sign`). Gate entropy: mean over test images and labels of H(w) (log 5 = 1.609 is uniform over 5 "
+                      "experts); gates > 0.99: % of (image, label) gates with one weight above 0.99.")
+    return lines + [""]
 
 
 def _deviation_note(found: list[str], profile: str) -> list[str]:
@@ -309,15 +355,21 @@ def _figures_section(data: dict, config: dict, profile: str) -> list[str]:
         "most often appear alone in training. Ties go to the smallest image id.",
         "",
     ]
+    lines += ["Eq. 11's entropy term is drawn both ways: as printed (+λH, which rewards confident gates) and with the "
+              "sign §3.9 describes (−λH, which keeps them from becoming over-confident); the same images in both "
+              "(ambiguity `entropy-sign`). How sharp the gates are over all test images is in Table 3's gate "
+              "columns.", ""]
     for d in datasets:
-        g = data["gates"].get(d, {})
-        if g.get("samples"):
-            picked = "; ".join(f"{s['image_id']} ({s['kind']}: {', '.join(s['labels'])})" for s in g["samples"])
-            lines += [f"![DR-MoE gate weights, {d}]({rel[f'gates_{d}']})", "",
-                      f"{d}, seed {g['seed']}: {picked}.", ""]
-        else:
-            lines += [f"![DR-MoE gate weights, {d} (missing)]({rel[f'gates_{d}']})", "",
-                      f"{d}: missing ({', '.join(g.get('missing', []))}).", ""]
+        for suffix, (system, sign) in GATE_FIGURES.items():
+            key = f"gates_{d}{suffix}"
+            g = data["gates"].get(key, {})
+            if g.get("samples"):
+                picked = "; ".join(f"{s['image_id']} ({s['kind']}: {', '.join(s['labels'])})" for s in g["samples"])
+                lines += [f"![DR-MoE gate weights, {d}, {sign}]({rel[key]})", "",
+                          f"{d}, `{system}`, {sign}, seed {g['seed']}: {picked}.", ""]
+            else:
+                lines += [f"![DR-MoE gate weights, {d}, {sign} (missing)]({rel[key]})", "",
+                          f"{d}, `{system}`, {sign}: missing ({', '.join(g.get('missing', []))}).", ""]
     lines += [
         "### Per-class AP change of DR-MoE over HSQ-static (the paper's Fig. 4)",
         "",
@@ -546,6 +598,43 @@ def _recipes_section(df: pd.DataFrame, config: dict, profile: str) -> list[str]:
     return lines
 
 
+def _ablations_section(df: pd.DataFrame, config: dict, profile: str) -> list[str]:
+    lines = ["### 3.6 Ablations and sensitivity runs (not in the paper)", "",
+             "Each variant changes one thing of the system beside it, on the same data and seeds; Δ = variant − base. "
+             "`drmoe_no_experts` is DR-MoE's query trunk with a per-label head: what the experts and gates add. "
+             f"Sensitivity runs are trained where `profiles.{profile}.sensitivity_runs` is true "
+             f"({sensitivity_cost(config, profile)} trainings more on this profile).", ""]
+    if profile == "demo":
+        lines += [DEMO_TABLE_NOTE, ""]
+    rows = []
+    for _, r in df.iterrows():
+        present = is_measured(r["status"])
+        row = [f"`{r['base']}`", f"`{r['variant']}`", r["dataset"], r["change"]]
+        for m in ("mAP", "OF1", "CF1"):
+            row += [_num(r[f"{m}_base"]) if present else "", _num(r[f"{m}_variant"]) if present else "",
+                    _num(r[f"{m}_difference"], signed=True) if present else ""]
+        rows.append(row + [int(r["n_seeds"]), _short_status(r["status"])])
+    headers = ["base", "variant", "data set", "change"]
+    for m in ("mAP", "OF1", "CF1"):
+        headers += [f"{m} base", f"{m} variant", f"Δ {m}"]
+    return lines + [md_table(headers + ["seeds", "status"], rows), "", f"CSV: `{ABLATION_TABLE_PATH}`.", ""]
+
+
+def _epoch_section(rows: list[dict], profile: str) -> list[str]:
+    lines = ["### 3.7 The last epoch, and the best epoch on the test set", "",
+             "Every table reports the last epoch's weights. The baselines' released code instead keeps the epoch with "
+             "the best mAP on the evaluation split, which is the test set (ambiguity `evaluated-checkpoint`); that "
+             "figure is shown here for comparison only: **it is selection on the test set**, not a measurement. "
+             f"From train.json's test mAP per epoch (`profiles.{profile}.train.eval_every`).", ""]
+    if not rows:
+        return lines + [f"No run of Tables 1-2 recorded its test mAP per epoch (eval_every is 0 on the {profile} "
+                        "profile, or the runs are missing).", ""]
+    table = [[r["dataset"], r["system"], _num(r["last"], 2), _num(r["best"], 2), _num(r["best"] - r["last"], 2, True),
+              ", ".join(str(e) for e in r["best_epochs"]) + f" of {r['epochs']}", r["n_seeds"]] for r in rows]
+    return lines + [md_table(["data set", "system", "last epoch mAP", "best epoch mAP (selected on test)", "Δ",
+                              "best epoch", "seeds"], table), ""]
+
+
 def _audit_section(data: dict, profile: str) -> list[str]:
     lines = [
         "## 4. Claims audit",
@@ -579,6 +668,26 @@ def _audit_section(data: dict, profile: str) -> list[str]:
     rows = [[f"`{c['id']}`", c["where"], c["statement"], f"**{c['verdict']}**", c["finding"].evidence,
              f"`{c['ambiguity']}`" if c.get("ambiguity") else ""] for c in data["consistency"]]
     lines += [md_table(["id", "where", "point", "verdict", "evidence", "ambiguity"], rows), ""]
+    return lines + _provenance_section()
+
+
+def _provenance_section() -> list[str]:
+    setup = pv.load_provenance()["drmoe_setup"]
+    lines = ["### 4.3 Where the compared numbers come from", "",
+             "The paper trains none of its baselines: each baseline row of Tables 1-2 is a number from the baseline's "
+             f"publication. The paper's own setup: {setup['backbone']}, {setup['resolution']}, "
+             f"{setup['pretraining']}. Traced in `src/drmoe_repro/paper/provenance.yaml` (sources read through the "
+             "baselines' repositories and copies of their tables; what could not be read is marked there).", "",
+             "Where the paper compares its result with numbers obtained otherwise:", ""]
+    lines += [f"- Table {f['table']}, `{f['system']}` ({f['kind']}): {f['text']}" for f in pv.findings()] + [""]
+    rows = []
+    for e in pv.entries():
+        same = e.get("same_setup_as_drmoe") or {}
+        rows.append([e["table"], f"`{e['system']}`", pv.values_cell(e["paper_value"]), pv.source_cell(e),
+                     pv.values_cell(e.get("source_values")), pv.setup_cell(e), str(same.get("value")),
+                     pv.values_cell(e.get("under_drmoe_setup")), e.get("confidence", "")])
+    lines += [md_table(["table", "system", "paper mAP / OF1 / CF1", "source", "source mAP / OF1 / CF1",
+                        "source setup", "paper's setup?", "under the paper's setup", "confidence"], rows), ""]
     return lines
 
 
@@ -637,6 +746,8 @@ def render_markdown(data: dict, config: dict, profile: str) -> str:
     lines += _conventions_section(analysis, profile)
     lines += _uncertainty_section(data, config, profile)
     lines += _recipes_section(data["recipes"], config, profile)
+    lines += _ablations_section(data["ablations"], config, profile)
+    lines += _epoch_section(data["epochs"], profile)
     lines += _audit_section(data, profile)
     lines += _ambiguity_section(data)
     lines += _runs_section(config, profile)
@@ -658,6 +769,7 @@ def write_report(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRA
     paths = outputs(config, profile)
     write_per_class_table(data["table6"], paths["table6"])
     write_table(data["recipes"], paths["recipes"])
+    write_table(data["ablations"], paths["ablations"])
     fg.render_all(an.analysis_datasets(config, profile), data, profile)
     save_json(paths["headline"], headline_metrics(data["measured"]))
     save_json(paths["analysis"], an.to_jsonable({k: v for k, v in data["analysis"].items()}))

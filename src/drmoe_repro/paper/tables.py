@@ -1,9 +1,11 @@
 """results/tableN.csv: the paper's Tables 1-5, measured, beside the numbers the paper claims.
 
-Each row is one system of the paper's table. Metrics are in percent, mean and standard deviation over the seeds
-of the selected profile. A system whose model is not registered yet, or whose runs are missing, says so in
-`status` and carries no number: nothing is ever invented. Differences to the paper are filled in only on the
-paper profile; demo numbers come from a synthetic data set and are not comparable.
+Each row is one system of the paper's table, then the rows this suite adds (EXTRA_ROWS: marked "not in the paper",
+with no claimed numbers). Metrics are in percent, mean and standard deviation over the seeds of the selected
+profile. A system whose runs are missing says so in `status` and carries no number: nothing is ever invented.
+Differences to the paper are filled in only on the paper profile; demo numbers come from a synthetic data set and
+are not comparable. `f1_from` says where a row's OF1/CF1 come from (CNN-RNN: its decoded label sets); rows of
+mixture-of-experts models carry how sharp their gates are (metrics.gate_statistics).
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ from drmoe_repro.paper.deviations import deviations, measured_status
 METRIC_TABLES = (1, 2, 3, 4, 5)
 # A reference row that is not in the paper: every image scored with the training-set label frequencies.
 LABEL_PRIOR = "label_prior"
+# Rows this suite adds to the paper's tables (system, name): measured, with no claim beside them.
+EXTRA_ROWS = {
+    1: [("drmoe_no_experts", "(not in the paper) DR-MoE ablation: query trunk, no experts")],
+    3: [("hsq_static_entropy_text", "(not in the paper) Static gating, eq. 11 with the sign §3.9 describes"),
+        ("drmoe_entropy_text", "(not in the paper) Dynamic gating, eq. 11 with the sign §3.9 describes")],
+}
+
+
+def table_rows(number: int) -> list[dict]:
+    """The paper's rows of table `number` (claims.yaml), then this suite's extra rows (no claimed numbers)."""
+    return list(table_claims(number)["rows"]) + [{"system": system, "paper_name": name, "extra": True}
+                                                   for system, name in EXTRA_ROWS.get(number, [])]
 
 
 def required_runs(config: dict, profile: str, number: int) -> list[tuple[str, str, int]]:
@@ -32,7 +46,7 @@ def required_runs(config: dict, profile: str, number: int) -> list[tuple[str, st
     if dataset not in prof["datasets"]:
         return []
     runs = []
-    for row in claims["rows"]:
+    for row in table_rows(number):
         if row["system"] in config["systems"]:
             runs += [(dataset, row["system"], seed) for seed in prof["seeds"]]
     return runs
@@ -59,8 +73,10 @@ def build_metric_table(config: dict, profile: str, number: int, reference: dict 
     dataset = claims["dataset"]
     seeds = prof["seeds"]
     rows = []
-    for claim in claims["rows"]:
+    for claim in table_rows(number):
         system = claim["system"]
+        if claim.get("extra") and system not in config["systems"]:
+            continue  # a row of this suite's own, for a system the user removed
         row = {"table": number, "system": system, "paper_name": claim["paper_name"], "dataset": dataset,
                "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none")}
         status = system_status(config, system)
@@ -68,7 +84,8 @@ def build_metric_table(config: dict, profile: str, number: int, reference: dict 
         if status is None and not all(p.exists() for p in runs):
             missing = [str(p) for p in runs if not p.exists()]
             status = f"not run ({', '.join(missing)} missing)"
-        headlines = [load_json(p)["headline"] for p in runs] if status is None else []
+        measured = [load_json(p) for p in runs] if status is None else []
+        headlines = [m["headline"] for m in measured]
         row["n_seeds"] = len(headlines)
         for metric in claims["metrics"]:
             mean, std = summarise([h[metric] for h in headlines]) if headlines else (np.nan, np.nan)
@@ -77,8 +94,12 @@ def build_metric_table(config: dict, profile: str, number: int, reference: dict 
         for metric in claims["metrics"]:
             row[f"paper_{metric}"] = claim.get(metric, np.nan)
         for metric in claims["metrics"]:
-            comparable = profile == "paper" and headlines
+            comparable = profile == "paper" and headlines and metric in claim
             row[f"diff_{metric}"] = row[metric] - claim[metric] if comparable else np.nan
+        row["f1_from"] = "; ".join(sorted({m.get("headline_f1_from", "scores >= 0.5") for m in measured}))
+        gate_stats = [m["gates"] for m in measured if "gates" in m]
+        for key, column in (("mean_entropy", "gate_entropy"), ("near_one_hot_fraction", "gates_near_one_hot")):
+            row[column] = float(np.mean([g[key] for g in gate_stats])) if gate_stats else np.nan
         row["status"] = status or measured_status(
             profile, deviations(config, reference, profile, [(dataset, system, s) for s in seeds]))
         rows.append(row)
