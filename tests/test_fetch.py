@@ -476,8 +476,29 @@ def test_cli_fetches_and_writes_the_marker_that_says_where_the_asset_lives(serve
 
     with pytest.raises(ValueError, match="available: .*voc2007_test"):
         _cli(["--asset", "voc2007_tset", "--config", str(config_path), "--profile", "paper"])
-    with pytest.raises(ValueError, match="profile 'demo' has no assets"):
+    with pytest.raises(ValueError, match=r"no asset 'voc2007_test' in profiles\.demo\.assets \(available: demo_coco, "
+                                         r"demo_voc\)"):
         _cli(["--asset", "voc2007_test", "--config", str(config_path)])  # default profile: demo
+
+
+def test_fetching_a_demo_asset_generates_the_data_set_and_records_where(tmp_path, monkeypatch):
+    """The demo data sets are fetched like any asset (generated, not downloaded); prepare reads the marker."""
+    import yaml
+
+    from drmoe_repro.config import load_config
+    from drmoe_repro.data.prepare import prepare_dataset
+
+    config = yaml.safe_load(Path("workflow/config.yaml").read_text())
+    demo = config["profiles"]["demo"]
+    demo["data_dir"] = str(tmp_path / "data")
+    demo["datasets"]["voc"]["demo_images"] = {"train": 12, "test": 8}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert _cli(["--asset", "demo_voc", "--config", str(tmp_path / "config.yaml")]) == 0
+    marker = json.loads((tmp_path / "data" / "demo_voc.fetched.json").read_text())
+    assert marker["kind"] == "generated demo data set" and marker["path"] == str(tmp_path / "data")
+    prof = load_config(tmp_path / "config.yaml")["profiles"]["demo"]
+    counts = prepare_dataset(prof, "voc", "demo", tmp_path / "train.npz", tmp_path / "test.npz")
+    assert counts == {"train": 12, "test": 8, "labels": 20}
 
 
 def test_cli_records_a_local_folder_as_used_in_place_and_unverified(tmp_path):

@@ -24,8 +24,21 @@ from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import figures as fg
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.per_class import build_per_class_table, paper_per_class
-from drmoe_repro.paper.recipe_table import RECIPE_TABLE_PATH, build_recipe_table, recipe_pairs, recipe_runs
-from drmoe_repro.paper.report import REPORT_PATH, TABLE6_PATH, outputs, report_runs, write_report
+from drmoe_repro.commands.table import build_table
+from drmoe_repro.layout import REPORT as REPORT_PATH, TABLES, recipe_pairs, recipe_runs, report_outputs, report_runs
+from drmoe_repro.layout import table_path
+from drmoe_repro.paper.recipe_table import build_recipe_table
+from drmoe_repro.paper.report import write_report as render_report
+from drmoe_repro.paper.tables import write_table
+
+TABLE6_PATH, RECIPE_TABLE_PATH = table_path(6), table_path("recipes")
+
+
+def write_report(config: dict, profile: str, **kwargs) -> dict:
+    """The pipeline's last two steps: `drmoe-repro table` for every table, then `drmoe-repro report`."""
+    for name in TABLES:
+        write_table(build_table(config, profile, name, config), table_path(name))
+    return render_report(config, profile, **kwargs)
 
 ROOT = Path(__file__).resolve().parents[1]
 VOC = list(table_claims(6)["classes"].values())
@@ -142,7 +155,7 @@ def test_missing_runs_are_shown_as_missing(project):
     assert "| aero (aeroplane) | 98.9 |" in text and "| 99.2 | missing |" in text
     assert "`results/demo/runs/voc/drmoe/seed1`" in text.split("Missing (shown as missing above):")[1]
     assert "missing (not run)" in text  # the baselines that were never run
-    assert all(Path(p).exists() for p in outputs(project, "demo").values())  # placeholder figures too
+    assert all(Path(p).exists() for p in report_outputs(project, "demo").values())  # placeholder figures too
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -152,6 +165,7 @@ def test_missing_runs_are_shown_as_missing(project):
 
 def test_report_has_every_table_and_figure_says_demo_and_is_byte_identical_on_rerun(project):
     paths = write_report(project, "demo", n_resamples=RESAMPLES)
+    assert not set(paths.values()) & set(TABLES.values())  # the report renders the tables; `table` writes them
     text = REPORT_PATH.read_text(encoding="utf-8")
     head = text.split("## Contents")[0]
     assert "not comparable" in head and "synthetic" in head
@@ -176,7 +190,7 @@ def test_report_has_every_table_and_figure_says_demo_and_is_byte_identical_on_re
     first = {k: Path(p).read_bytes() for k, p in paths.items()}
     for p in paths.values():
         Path(p).unlink()
-    write_report(project, "demo", n_resamples=RESAMPLES)
+    render_report(project, "demo", n_resamples=RESAMPLES)
     for key, path in paths.items():
         assert Path(path).read_bytes() == first[key], key
     png = first["figure_gates_voc"]
@@ -297,13 +311,12 @@ def test_report_is_a_cli_command():
 
 
 def test_dvc_yaml_block_is_up_to_date_with_the_config():
-    from drmoe_repro.commands.report import dvc_block
+    from drmoe_repro.commands.dvc import dvc_block
 
     text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
     config = load_config(ROOT / "workflow" / "config.yaml")
     expected = dvc_block(config, config["profile"])
-    assert expected in text, "dvc.yaml is out of date: run `PYTHONPATH=src python -m drmoe_repro report " \
-                             "--write-dvc-runs`"
+    assert expected in text, "dvc.yaml is out of date: run `PYTHONPATH=src python -m drmoe_repro dvc`"
     dvc = yaml.safe_load(text)
     for stage in dvc["stages"].values():
         body = stage.get("do", stage)
@@ -368,3 +381,9 @@ def test_a_profile_wide_published_recipe_leaves_nothing_to_compare(project):
     project["profiles"]["paper"]["train"]["recipe"] = "published"
     table = build_recipe_table(project, "paper")
     assert table["status"].str.contains("not the paper's: nothing to compare").all()
+
+
+def test_the_report_refuses_to_compute_a_missing_table(project):
+    """The report renders tables; without one it says which command makes it rather than computing it itself."""
+    with pytest.raises(FileNotFoundError, match=r"results/table1\.csv is missing: .*drmoe-repro table --table 1"):
+        render_report(project, "demo", n_resamples=RESAMPLES)

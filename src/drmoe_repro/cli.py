@@ -21,6 +21,7 @@ COMMANDS = {
     "report": "report",
     "metrics": "metrics",
     "plan": "plan",
+    "dvc": "dvc",
 }
 
 

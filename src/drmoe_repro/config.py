@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from drmoe_repro.layout import model_assets, planned_config_dir
+from drmoe_repro.layout import dataset_assets, model_assets, planned_config_dir
 from drmoe_repro.model_keys import known_models, model_config_for
 
 DEFAULT_CONFIG = Path("workflow/config.yaml")
@@ -285,6 +285,17 @@ def run_signature(run_cfg: dict) -> dict:
         for key in keys:
             out[block].pop(key, None)
     return out
+
+
+def assets_for_runs(config: dict, profile: str, runs: list[tuple[str, str, int]]) -> list[str]:
+    """Every asset the given runs need: their data sets' (or the generated demo data) and what their model settings
+    ask for (ImageNet weights, GloVe), sorted."""
+    prof = profile_of(config, profile)
+    names = set()
+    for dataset, system, seed in runs:
+        names.update(dataset_assets(prof, dataset).values())
+        names.update(model_assets(resolve_run(config, profile, dataset, system, seed)["model"]).values())
+    return sorted(names)
 
 
 def index_signature(prof: dict, dataset: str) -> dict:

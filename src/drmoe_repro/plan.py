@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drmoe_repro.config import expected_counts, profile_of, resolve_run
-from drmoe_repro.layout import dataset_assets, index_path, model_assets
+from drmoe_repro.layout import index_path, report_outputs, report_runs, table_runs
 
 # Label counts of the data sets before `prepare` has read them (COCO 2014: 80, VOC 2007: 20; the demo: 20).
 LABELS_BY_FORMAT = {"coco": 80, "voc": 20}
@@ -97,15 +97,6 @@ def run_costs(config: dict, profile: str, runs: list[tuple[str, str, int]]) -> l
         costs.append(RunCost(dataset, system, seed, cfg["model_name"], cfg["train"]["epochs"], counts["train"],
                              counts["test"], parameters[key], cfg["input"]["image_size"]))
     return costs
-
-
-def needed_assets(config: dict, profile: str, runs: list[tuple[str, str, int]]) -> list[str]:
-    prof = profile_of(config, profile)
-    names = set()
-    for dataset, system, seed in runs:
-        names.update(dataset_assets(prof, dataset).values())
-        names.update(model_assets(resolve_run(config, profile, dataset, system, seed)["model"]).values())
-    return sorted(names)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -200,23 +191,21 @@ def time_lines(costs: list[RunCost], images_per_s: float | None, bench: dict, un
     return head + lines
 
 
-TABLE_TARGET = re.compile(r"^results/table([1-5])\.csv$")
+TABLE_TARGET = re.compile(r"^results/(table[1-6]|recipes|ablations)\.csv$")
 
 
 def runs_for_targets(config: dict, profile: str, targets: list[str]) -> list[tuple[str, str, int]]:
     """The runs the given Snakemake targets need (none given: the default target, every table and the report)."""
-    from drmoe_repro.paper.report import outputs, report_runs
-    from drmoe_repro.paper.tables import required_runs
-
-    report_targets = {str(p) for p in outputs(config, profile).values()} | {"all"}
+    report_targets = {str(p) for p in report_outputs(config, profile).values()} | {"all"}
     runs: set[tuple[str, str, int]] = set()
     for target in targets or ["all"]:
         match = TABLE_TARGET.match(target)
         if match:
-            runs.update(required_runs(config, profile, int(match.group(1))))
+            runs.update(table_runs(config, profile, match.group(1).removeprefix("table")))
         elif target in report_targets:
             runs.update(report_runs(config, profile))
         else:
-            raise ValueError(f"plan: unknown target {target!r}; targets: results/table1.csv ... results/table5.csv, "
+            raise ValueError(f"plan: unknown target {target!r}; targets: results/table1.csv ... results/table6.csv, "
+                             "results/recipes.csv, results/ablations.csv, "
                              f"or the report's outputs ({', '.join(sorted(report_targets))})")
     return sorted(runs)

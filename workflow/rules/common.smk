@@ -1,30 +1,47 @@
-# Shared names and input functions. All logic lives in the package; these only ask it what to build.
+# Shared names and input functions. All logic lives in the package; these only ask its torch-free config and layout
+# modules what to build (parsing the workflow, as every `-n` and every cluster job does, stays light).
 import json
 
 from drmoe_repro.config import index_signature, profile_of, resolve_run, signature_text
-from drmoe_repro.layout import dataset_assets, fetch_marker, model_assets, run_dir
-from drmoe_repro.paper.report import report_runs
-from drmoe_repro.paper.tables import METRIC_TABLES, required_runs
+from drmoe_repro.layout import (
+    CONVENTIONS,
+    METRICS,
+    MODEL,
+    PREDICTIONS,
+    RUN_INFO,
+    TABLES,
+    TRAIN_SUMMARY,
+    dataset_assets,
+    fetch_marker,
+    index_path,
+    log_path,
+    model_assets,
+    report_outputs,
+    report_runs,
+    run_file,
+    table_runs,
+)
 
 PROFILE = config["profile"]
 ENV = "../../envs/drmoe.yaml"
 # Every job calls the package's CLI as `PYTHONPATH=src python -m drmoe_repro STEP --config {PLANNED_CONFIG} ...`:
 # src/ on the path serves the project venv and `--sdm conda` alike. The planned config's path is named in each
 # shell command, not in `params`, so that a config change reruns only the jobs whose own inputs or signature change.
+RUN = "results/{profile}/runs/{dataset}/{system}/seed{seed}/"
 
 
-def run_files(table, name):
-    """The `name` file of every run that table `table` reads, on the selected profile."""
-    return [str(run_dir(PROFILE, d, s, k) / name) for d, s, k in required_runs(config, PROFILE, table)]
-
-
-def report_run_files(name):
-    """The `name` file of every run the report reads (Tables 1-6, the recipe comparison), on the selected profile."""
-    return [str(run_dir(PROFILE, d, s, k) / name) for d, s, k in report_runs(config, PROFILE)]
+def run_files(runs, name):
+    """The `name` file of each (data set, system, seed) run, on the selected profile."""
+    return [str(run_file(PROFILE, d, s, k, name)) for d, s, k in runs]
 
 
 def all_tables():
-    return [f"results/table{n}.csv" for n in METRIC_TABLES]
+    return [str(path) for path in TABLES.values()]
+
+
+def table_name(wildcards):
+    """The `--table` name of results/{stem}.csv: table1 -> 1, recipes -> recipes."""
+    return wildcards.stem.removeprefix("table")
 
 
 def resolved_run(wildcards):
@@ -58,6 +75,6 @@ def evaluation_gpus(wildcards):
 
 
 def fetched_assets(wildcards):
-    """Fetch markers the data set needs (none for the generated demo data)."""
+    """Fetch markers the data set needs (the generated demo data is an asset too: `demo_<dataset>`)."""
     prof = profile_of(config, wildcards.profile)
     return [str(fetch_marker(prof, asset)) for asset in sorted(set(dataset_assets(prof, wildcards.dataset).values()))]

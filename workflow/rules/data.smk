@@ -1,11 +1,12 @@
-# Data: fetch archives (paper profile), then build the label index of each data set.
+# Data: fetch (download, verify and unpack an archive, take a local copy, or generate the demo data), then build the
+# label index of each data set.
 
 
 rule fetch:
     output:
         str(fetch_marker(profile_of(config, PROFILE), "{asset}")),
     log:
-        f"results/{PROFILE}/logs/fetch/{{asset}}.log",
+        str(log_path(PROFILE, "fetch", "{asset}")),
     conda:
         ENV
     shell:
@@ -17,10 +18,10 @@ rule prepare:
     input:
         fetched_assets,
     output:
-        train="results/{profile}/index/{dataset}/train.npz",
-        test="results/{profile}/index/{dataset}/test.npz",
+        train=str(index_path("{profile}", "{dataset}", "train")),
+        test=str(index_path("{profile}", "{dataset}", "test")),
     log:
-        "results/{profile}/logs/prepare/{dataset}.log",
+        str(log_path("{profile}", "prepare", "{dataset}")),
     params:
         dataset=dataset_signature,
     conda:

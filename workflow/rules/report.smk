@@ -1,33 +1,31 @@
-# Table 6, the figures, the analyses, the claims audit and reports/paper_tables.md, for the selected profile.
-# One command (`drmoe-repro report`) writes them all; this rule only names its inputs and outputs.
-# Inputs: the files of every run Tables 1-6 and the recipe comparison read. gates.npz is not named: the evaluate
-# job that writes predictions.npz writes it beside them, so the predictions stand for it.
+# The figures, the analyses, the claims audit and reports/paper_tables.md, for the selected profile. The report
+# renders the tables (it computes none) and reads the runs for the figures and analyses. gates.npz is not named: the
+# evaluate job that writes predictions.npz writes it beside them, so the predictions stand for it.
 
-from drmoe_repro.layout import index_path
-from drmoe_repro.paper.report import outputs as report_outputs_of
-
-# key -> path of everything the report rule writes (table6.csv, recipes.csv, figures, report, headline/analysis
-# JSON).
-REPORT_OUTPUTS = {key: str(path) for key, path in report_outputs_of(config, PROFILE).items()}
+# key -> path of everything the report rule writes (figures, report, headline/analysis JSON).
+REPORT_OUTPUTS = {key: str(path) for key, path in report_outputs(config, PROFILE).items()}
+REPORT_RUNS = report_runs(config, PROFILE)
 
 
 rule report:
     input:
         tables=all_tables(),
-        metrics=report_run_files("metrics.json"),
-        predictions=report_run_files("predictions.npz"),
-        conventions=report_run_files("conventions.csv"),
-        runs=report_run_files("run.json"),
+        metrics=run_files(REPORT_RUNS, METRICS),
+        predictions=run_files(REPORT_RUNS, PREDICTIONS),
+        conventions=run_files(REPORT_RUNS, CONVENTIONS),
+        runs=run_files(REPORT_RUNS, RUN_INFO),
+        summaries=run_files(REPORT_RUNS, TRAIN_SUMMARY),
         train_index=[str(index_path(PROFILE, d, "train")) for d in sorted(profile_of(config, PROFILE)["datasets"])],
         paper=[
             "src/drmoe_repro/paper/claims.yaml",
             "src/drmoe_repro/paper/audit.yaml",
             "src/drmoe_repro/paper/ambiguities.yaml",
+            "src/drmoe_repro/paper/provenance.yaml",
         ],
     output:
         **REPORT_OUTPUTS,
     log:
-        f"results/{PROFILE}/logs/report.log",
+        str(log_path(PROFILE, "report", "report")),
     params:
         profile=PROFILE,
     conda:

@@ -1,15 +1,15 @@
-# The paper's tables, measured beside its claims, for the selected profile.
+# Every table, for the selected profile: the paper's Tables 1-6 beside its claims, recipes.csv, ablations.csv.
 
 
 rule table:
     input:
-        lambda w: run_files(int(w.n), "metrics.json"),
+        lambda w: run_files(table_runs(config, PROFILE, table_name(w)), PREDICTIONS if table_name(w) == "6" else METRICS),
     output:
-        "results/table{n}.csv",
+        "results/{stem}.csv",
     wildcard_constraints:
-        n="[1-5]",
+        stem="table[1-6]|recipes|ablations",
     log:
-        f"results/{PROFILE}/logs/table{{n}}.log",
+        str(log_path(PROFILE, "table", "{stem}")),
     params:
         # Switching profiles rewrites the tables even though no input file changed.
         profile=PROFILE,
@@ -17,4 +17,4 @@ rule table:
         ENV
     shell:
         "PYTHONPATH=src python -m drmoe_repro table --config {PLANNED_CONFIG} --profile {PROFILE} "
-        "--reference-config {REFERENCE_CONFIG} --table {wildcards.n} --out {output} 2>&1 | tee {log}"
+        "--reference-config {REFERENCE_CONFIG} --table {wildcards.stem} --out {output} 2>&1 | tee {log}"

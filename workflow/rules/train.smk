@@ -1,15 +1,15 @@
-# Train and evaluate one (data set, system, seed) run into DESIGN.md's run directory.
+# Train and evaluate one (data set, system, seed) run into its run directory (layout.run_dir).
 
 
 rule train:
     input:
-        index="results/{profile}/index/{dataset}/train.npz",
+        index=str(index_path("{profile}", "{dataset}", "train")),
         assets=training_assets,
     output:
-        model="results/{profile}/runs/{dataset}/{system}/seed{seed}/model.pt",
-        summary="results/{profile}/runs/{dataset}/{system}/seed{seed}/train.json",
+        model=RUN + MODEL,
+        summary=RUN + TRAIN_SUMMARY,
     log:
-        "results/{profile}/logs/train/{dataset}_{system}_seed{seed}.log",
+        str(log_path("{profile}", "train", "{dataset}_{system}_seed{seed}")),
     params:
         run=run_signature,
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
@@ -24,17 +24,17 @@ rule train:
 
 rule evaluate:
     input:
-        model="results/{profile}/runs/{dataset}/{system}/seed{seed}/model.pt",
-        summary="results/{profile}/runs/{dataset}/{system}/seed{seed}/train.json",
-        train_index="results/{profile}/index/{dataset}/train.npz",
-        test_index="results/{profile}/index/{dataset}/test.npz",
+        model=RUN + MODEL,
+        summary=RUN + TRAIN_SUMMARY,
+        train_index=str(index_path("{profile}", "{dataset}", "train")),
+        test_index=str(index_path("{profile}", "{dataset}", "test")),
     output:
-        predictions="results/{profile}/runs/{dataset}/{system}/seed{seed}/predictions.npz",
-        metrics="results/{profile}/runs/{dataset}/{system}/seed{seed}/metrics.json",
-        conventions="results/{profile}/runs/{dataset}/{system}/seed{seed}/conventions.csv",
-        run="results/{profile}/runs/{dataset}/{system}/seed{seed}/run.json",
+        predictions=RUN + PREDICTIONS,
+        metrics=RUN + METRICS,
+        conventions=RUN + CONVENTIONS,
+        run=RUN + RUN_INFO,
     log:
-        "results/{profile}/logs/evaluate/{dataset}_{system}_seed{seed}.log",
+        str(log_path("{profile}", "evaluate", "{dataset}_{system}_seed{seed}")),
     threads: lambda w: profile_of(config, w.profile)["torch_threads"]
     resources:
         gpu=evaluation_gpus,

@@ -15,11 +15,13 @@ from pathlib import Path
 
 from drmoe_repro.commands.common import add_config_arguments, config_and_profile
 from drmoe_repro.config import profile_of
+from drmoe_repro.data import demo
 from drmoe_repro.data.fetch import FetchError, fetch_asset_result
 from drmoe_repro.io import save_json
-from drmoe_repro.layout import fetch_marker
+from drmoe_repro.layout import demo_asset, fetch_marker
 
-HELP = "download, verify (MD5/SHA-256) and unpack one data asset of the config (COCO, VOC, GloVe, weights)"
+HELP = ("download, verify (MD5/SHA-256) and unpack one data asset of the config (COCO, VOC, GloVe, weights), or "
+        "generate the demo data set (demo_<dataset>)")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +32,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "The fetch marker <data_dir>/<NAME>.fetched.json records where the asset now lives; every later step reads "
         "it from there. A second run of a finished asset does nothing."
     )
-    parser.epilog = "example: drmoe-repro fetch --asset voc2007_test --profile paper"
+    parser.epilog = ("examples: drmoe-repro fetch --asset voc2007_test --profile paper; "
+                     "drmoe-repro fetch --asset demo_voc (the demo profile's generated VOC-format data set)")
     add_config_arguments(parser)
     parser.add_argument("--asset", required=True, metavar="NAME", help="asset key, e.g. coco_train2014, glove_6B")
     parser.add_argument(
@@ -43,12 +46,26 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in cluster logs)")
 
 
+def demo_assets(prof: dict) -> dict[str, str]:
+    """Asset name -> data set, for the profile's generated demo data sets."""
+    return {demo_asset(d): d for d, spec in prof["datasets"].items() if spec["source"] == "demo"}
+
+
 def run(args: argparse.Namespace) -> int:
     config, profile = config_and_profile(args)  # the whole config is validated before any download
     prof = profile_of(config, profile)
     assets = prof.get("assets", {})
+    generated = demo_assets(prof)
+    if args.asset in generated:
+        path = demo.generate_for_profile(prof, generated[args.asset])
+        save_json(fetch_marker(prof, args.asset), {
+            "profile": profile, "asset": args.asset, "path": str(path), "kind": "generated demo data set",
+            "verified": f"generated from demo_seed {prof['demo_seed']} (byte-identical for the same seed)"})
+        print(f"{args.asset}: {path} (generated demo data set)")
+        return 0
     if args.asset not in assets:
-        where = f"available: {', '.join(sorted(assets))}" if assets else f"profile {profile!r} has no assets"
+        names = sorted(assets) + sorted(generated)
+        where = f"available: {', '.join(names)}" if names else f"profile {profile!r} has no assets"
         raise ValueError(f"{args.config}: no asset {args.asset!r} in profiles.{profile}.assets ({where})")
     spec = assets[args.asset]
     data_dir = Path(prof["data_dir"])

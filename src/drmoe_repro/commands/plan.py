@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from drmoe_repro.commands.common import add_config_arguments, config_and_profile
-from drmoe_repro.config import profile_of
-from drmoe_repro.plan import bench_throughputs, needed_assets, run_costs, runs_for_targets, summary_lines, time_lines
+from drmoe_repro.config import assets_for_runs, profile_of
+from drmoe_repro.plan import bench_throughputs, run_costs, runs_for_targets, summary_lines, time_lines
 
 HELP = ("Print what a target (default: everything) will cost before it runs: trainings, epochs, images, disk, and "
         "estimated GPU-hours from a throughput you give or a benchmark CSV.")
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     costs = run_costs(config, profile, runs)
     print(f"Plan for {' '.join(args.targets) or 'the default target (every table and the report)'} on the "
           f"{profile} profile:")
-    for line in summary_lines(costs, profile, needed_assets(config, profile, runs)):
+    for line in summary_lines(costs, profile, assets_for_runs(config, profile, runs)):
         print(line)
     bench_csv = args.bench_csv or (DEFAULT_BENCH_CSV if DEFAULT_BENCH_CSV.is_file() else None)
     bench = bench_throughputs(bench_csv) if bench_csv else {}

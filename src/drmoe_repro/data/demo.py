@@ -666,3 +666,16 @@ def describe_demo() -> str:
             parts.append(f"| {name} | {modes} | {model.base[column]:.3f} | {prevalence[column]:.3f} |")
         parts.append("")
     return "\n".join(parts)
+
+
+def generate_for_profile(prof: dict, dataset: str) -> Path:
+    """Write the demo data set `dataset` of a profile (sizes `demo_images`, seed `demo_seed`) into
+    <data_dir>/<root>; return <data_dir>, the folder its fetch marker records (the data set's root is inside)."""
+    spec = prof["datasets"][dataset]
+    data_dir = Path(prof["data_dir"])
+    root, seed, counts = data_dir / spec["root"], prof["demo_seed"], spec["demo_images"]
+    if spec["format"] == "voc":
+        write_demo_voc(root, seed=seed, n_trainval=counts["train"], n_test=counts["test"])
+    else:
+        write_demo_coco(root, seed=seed, n_train=counts["train"], n_val=counts["test"])
+    return data_dir

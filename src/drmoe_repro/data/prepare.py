@@ -1,9 +1,10 @@
-"""Turn a data set on disk into label indices: generate the demo data if the profile asks for it, read the real
-VOC or COCO annotation files with the format's loader, check the image counts, write train/test indices.
+"""Turn a data set on disk into label indices: read the VOC or COCO annotation files with the format's loader,
+check the image counts, write train/test indices.
 
-A data set fetched as assets is read where `fetch` recorded each asset (data/locations.py): the split's images
-(and VOC's annotations) in the folder of its `train` or `test` asset, COCO's annotation files in the folder of its
-`annotations` asset, each under the data set's `root` inside that folder.
+A data set is read where `fetch` recorded each of its assets (data/locations.py): the split's images (and VOC's
+annotations) in the folder of its `train` or `test` asset, COCO's annotation files in the folder of its
+`annotations` asset, each under the data set's `root` inside that folder. The demo data set is one asset,
+`demo_<dataset>`, which `fetch` generates into the profile's data_dir.
 """
 
 from __future__ import annotations
@@ -11,32 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from drmoe_repro.config import expected_counts
-from drmoe_repro.data import coco, demo, voc
+from drmoe_repro.data import coco, voc
 from drmoe_repro.data.images import DatasetFormatError
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.locations import asset_locations
 from drmoe_repro.layout import dataset_assets
 
 
-def demo_root(prof: dict, dataset: str) -> Path:
-    return Path(prof["data_dir"]) / prof["datasets"][dataset]["root"]
-
-
-def generate_demo(prof: dict, dataset: str) -> None:
-    spec = prof["datasets"][dataset]
-    root, seed, counts = demo_root(prof, dataset), prof["demo_seed"], spec["demo_images"]
-    if spec["format"] == "voc":
-        demo.write_demo_voc(root, seed=seed, n_trainval=counts["train"], n_test=counts["test"])
-    else:
-        demo.write_demo_coco(root, seed=seed, n_train=counts["train"], n_val=counts["test"])
-
-
 def split_roots(prof: dict, dataset: str, profile: str) -> dict[str, Path]:
     """Folders of the data set's parts: "train", "test" (images; VOC annotations too) and, for COCO, "annotations"."""
     spec = prof["datasets"][dataset]
-    if spec["source"] == "demo":
-        root = demo_root(prof, dataset)
-        return {"train": root, "test": root, "annotations": root}
     return {role: folder / spec["root"]
             for role, folder in asset_locations(prof, dataset_assets(prof, dataset), profile).items()}
 
@@ -68,9 +53,6 @@ def check_counts(dataset: str, prof: dict, train: LabelIndex, test: LabelIndex) 
 
 
 def prepare_dataset(prof: dict, dataset: str, profile: str, train_out: Path, test_out: Path) -> dict:
-    spec = prof["datasets"][dataset]
-    if spec["source"] == "demo":
-        generate_demo(prof, dataset)
     roots = split_roots(prof, dataset, profile)
     train = load_split(prof, dataset, "train", roots)
     test = load_split(prof, dataset, "test", roots)

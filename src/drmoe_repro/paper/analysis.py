@@ -45,10 +45,11 @@ from scipy import stats
 
 from drmoe_repro import metrics
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import index_path, run_dir
+from drmoe_repro.layout import (BASELINE, CONVENTIONS, GATES, METRIC_TABLES, PREDICTIONS, PROPOSED,
+                                analysis_datasets, index_path, required_runs, run_file)
 from drmoe_repro.io import load_npz
-from drmoe_repro.paper.per_class import BASELINE, PROPOSED, class_map, paper_per_class, per_class_ap, system_status
-from drmoe_repro.paper.tables import METRIC_TABLES, required_runs
+from drmoe_repro.paper.per_class import class_map, paper_per_class, per_class_ap, system_status
+from drmoe_repro.paper.runs import read_runs
 
 N_PERMUTATIONS = 10_000
 PERMUTATION_SEED = 12345
@@ -211,22 +212,17 @@ def training_labels(profile: str, dataset: str) -> tuple[np.ndarray, list[str]] 
 def load_runs(profile: str, dataset: str, system: str, seeds: list[int], gates: bool = False
               ) -> tuple[dict[int, dict], list[str]]:
     """{seed: predictions.npz (+ "gates", "expert_names" from gates.npz)} for the seeds whose files exist."""
-    found, missing = {}, []
-    for seed in seeds:
-        folder = run_dir(profile, dataset, system, seed)
-        needed = [folder / "predictions.npz"] + ([folder / "gates.npz"] if gates else [])
-        absent = [str(p) for p in needed if not p.exists()]
-        if absent:
-            missing += absent
-            continue
-        run = load_npz(needed[0])
+    runs = read_runs(profile, dataset, system, seeds, (PREDICTIONS, GATES) if gates else (PREDICTIONS,))
+    found = {}
+    for seed, files in runs.found.items():
+        run = dict(files[PREDICTIONS])
         if gates:
-            g = load_npz(needed[1])
+            g = files[GATES]
             if g["image_ids"].tolist() != run["image_ids"].tolist():
-                raise ValueError(f"{needed[1]}: image_ids differ from {needed[0]}")
+                raise ValueError(f"{dataset}/{system} seed {seed}: gates.npz's image_ids differ from predictions.npz")
             run["gates"], run["expert_names"] = g["gates"], [str(e) for e in g["expert_names"].tolist()]
         found[seed] = run
-    return found, missing
+    return found, runs.missing
 
 
 def shared_weight(gates: np.ndarray, expert_names: list[str]) -> np.ndarray:
@@ -376,8 +372,7 @@ def heterogeneity_vs_gain(config: dict, profile: str, dataset: str) -> dict:
         labels = label_statistics(*train)
         out["heterogeneity_source"] = "training labels"
     else:
-        first = load_npz(run_dir(profile, dataset, PROPOSED, profile_of(config, profile)["seeds"][0])
-                         / "predictions.npz")
+        first = load_npz(run_file(profile, dataset, PROPOSED, profile_of(config, profile)["seeds"][0], PREDICTIONS))
         labels = label_statistics(first["targets"], [str(n) for n in first["label_names"].tolist()])
         out["heterogeneity_source"] = "test labels"
     labels = labels[["n_pos", "n_partners", "context_entropy"]].copy()
@@ -419,17 +414,16 @@ def convention_summary(config: dict, profile: str) -> tuple[pd.DataFrame, list[s
     seeds = list(profile_of(config, profile)["seeds"])
     frames, missing = [], []
     for dataset, system in headline_systems(config, profile):
-        paths = [run_dir(profile, dataset, system, s) / "conventions.csv" for s in seeds]
-        absent = [str(p) for p in paths if not p.exists()]
-        if absent:
-            missing += absent
+        runs = read_runs(profile, dataset, system, seeds, (CONVENTIONS,))
+        if not runs.complete:
+            missing += runs.missing
             continue
-        long = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+        long = pd.concat(runs.of(CONVENTIONS), ignore_index=True)
         mean = long.groupby(["metric", "convention"], sort=True)["value"].mean() * 100.0
         frame = mean.reset_index()
         frame.insert(0, "system", system)
         frame.insert(0, "dataset", dataset)
-        frame["n_seeds"] = len(paths)
+        frame["n_seeds"] = len(seeds)
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["dataset", "system", "metric", "convention", "value", "n_seeds"]), missing
@@ -461,8 +455,6 @@ def convention_flips(summary: pd.DataFrame, a: str = PROPOSED, b: str = BASELINE
 
 def seed_intervals(config: dict, profile: str) -> pd.DataFrame:
     """Per (data set, system) of Tables 1-5 and metric: n_seeds, mean, std, 95% t interval (percent)."""
-    from drmoe_repro.io import load_json
-
     seeds = list(profile_of(config, profile)["seeds"])
     pairs = []
     for number in METRIC_TABLES:
@@ -471,8 +463,7 @@ def seed_intervals(config: dict, profile: str) -> pd.DataFrame:
                 pairs.append((dataset, system))
     rows = []
     for dataset, system in pairs:
-        paths = [run_dir(profile, dataset, system, s) / "metrics.json" for s in seeds]
-        found = [load_json(p)["headline"] for p in paths if p.exists()]
+        found = read_runs(profile, dataset, system, seeds).headlines
         for metric in ("mAP", "OF1", "CF1"):
             values = np.array([h[metric] for h in found], dtype=np.float64) * 100.0
             low, high = t_interval(values)
@@ -544,10 +535,6 @@ def bootstrap_comparison(config: dict, profile: str, dataset: str, *, n_resample
 # ----------------------------------------------------------------------------------------------------------------
 # Everything, for the report and the audit
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def analysis_datasets(config: dict, profile: str) -> list[str]:
-    return sorted(profile_of(config, profile)["datasets"])
 
 
 def run_all(config: dict, profile: str, *, n_resamples: int = N_BOOTSTRAP) -> dict:

@@ -407,7 +407,9 @@ def measured_best(ctx: AuditContext, tables: list[int], metrics: list[str], syst
 @check("reproduction")
 def measured_beats(ctx: AuditContext, other: str, tables: list[int], metrics: list[str], system: str = PROPOSED):
     datasets = [ctx.claims[f"table{t}"]["dataset"] for t in tables]
-    pairs = [(d, _headline(ctx, d, system), _headline(ctx, d, other), "") for d in datasets]
+    named = system != PROPOSED  # a variant of DR-MoE (e.g. eq. 11's other sign): say which systems are compared
+    pairs = [(f"{d}/{system}" if named else d, _headline(ctx, d, system), _headline(ctx, d, other),
+              f"{other} " if named else "") for d in datasets]
     return _compare(pairs, metrics, REPRO)
 
 
@@ -647,10 +649,10 @@ def measured_from_runs(config: dict, profile: str, analysis: dict) -> Measured:
     """Headline means (percent) of every (data set, system) of Tables 1-5 whose every seed has metrics.json, and
     run.json parameter counts."""
     from drmoe_repro.config import profile_of
-    from drmoe_repro.layout import run_dir
     from drmoe_repro.io import load_json
-    from drmoe_repro.paper.per_class import system_status
-    from drmoe_repro.paper.tables import METRIC_TABLES
+    from drmoe_repro.layout import METRIC_TABLES, RUN_INFO, run_file, table_rows
+    from drmoe_repro.paper.runs import read_runs
+    from drmoe_repro.paper.tables import system_status
 
     seeds = list(profile_of(config, profile)["seeds"])
     datasets = profile_of(config, profile)["datasets"]
@@ -658,7 +660,7 @@ def measured_from_runs(config: dict, profile: str, analysis: dict) -> Measured:
     for number in METRIC_TABLES:
         spec = table_claims(number)
         dataset = spec["dataset"]
-        for row in spec["rows"]:
+        for row in table_rows(number):
             key = (dataset, row["system"])
             if key in measured.headline or key in measured.missing:
                 continue
@@ -668,14 +670,14 @@ def measured_from_runs(config: dict, profile: str, analysis: dict) -> Measured:
             if status is not None:
                 measured.missing[key] = status
                 continue
-            paths = [run_dir(profile, dataset, row["system"], s) / "metrics.json" for s in seeds]
-            if not all(p.exists() for p in paths):
-                measured.missing[key] = "not run (" + ", ".join(str(p) for p in paths if not p.exists()) + " missing)"
+            runs = read_runs(profile, dataset, row["system"], seeds)
+            if not runs.complete:
+                measured.missing[key] = runs.status
                 continue
-            heads = [load_json(p)["headline"] for p in paths]
+            heads = runs.headlines
             measured.headline[key] = {m: float(np.mean([h[m] for h in heads]) * 100.0) for m in ("mAP", "OF1", "CF1")}
             measured.headline[key]["n_seeds"] = len(heads)
-            run_json = run_dir(profile, dataset, row["system"], seeds[0]) / "run.json"
+            run_json = run_file(profile, dataset, row["system"], seeds[0], RUN_INFO)
             if run_json.exists():
                 measured.num_parameters[key] = int(load_json(run_json)["num_parameters"])
     return measured

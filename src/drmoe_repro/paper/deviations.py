@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from drmoe_repro.config import ConfigError, differing_keys, expected_counts, profile_of, resolve_run
 from drmoe_repro.io import load_json
-from drmoe_repro.layout import run_dir
+from drmoe_repro.layout import RUN_INFO, run_file
 
 MEASURED = "measured"
 
@@ -41,7 +41,7 @@ def deviations(config: dict, reference: dict, profile: str, runs: list[tuple[str
     """Every deviation of the given runs that exist (their run.json), and of the seeds, sorted and without repeats."""
     found: set[str] = set(seed_deviation(config, reference, profile))
     for dataset, system, seed in runs:
-        path = run_dir(profile, dataset, system, seed) / "run.json"
+        path = run_file(profile, dataset, system, seed, RUN_INFO)
         if path.is_file():
             found.update(run_deviations(load_json(path), reference))
     return sorted(found)

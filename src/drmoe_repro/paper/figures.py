@@ -25,9 +25,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from drmoe_repro.io import atomic_path
-from drmoe_repro.paper.per_class import BASELINE, GATE_FIGURES, PROPOSED, class_map
+from drmoe_repro.layout import BASELINE, FIGURE_DIR, GATE_FIGURES, PROPOSED, figure_paths
+from drmoe_repro.paper.per_class import class_map
 
-FIGURE_DIR = Path("reports/figures")
 DPI = 120
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -48,20 +48,6 @@ STYLE = {
 SYSTEM_COLORS = {BASELINE: "#4C72B0", PROPOSED: "#DD8452"}
 SYSTEM_LABELS = {BASELINE: "HSQ-static", PROPOSED: "DR-MoE"}
 N_CORRELATED, N_ISOLATED = 2, 2
-
-
-def figure_paths(datasets: list[str], figure_dir: Path = FIGURE_DIR) -> dict[str, Path]:
-    """Figure key -> file, for the data sets of a profile (fixed names: the pipeline declares them)."""
-    paths = {}
-    for d in sorted(datasets):
-        for suffix in GATE_FIGURES:
-            paths[f"gates_{d}{suffix}"] = figure_dir / f"gates_{d}{suffix}.png"
-        paths[f"ap_gain_{d}"] = figure_dir / f"fig4_ap_gain_{d}.png"
-        paths[f"cooccurrence_{d}"] = figure_dir / f"cooccurrence_vs_shared_{d}.png"
-        paths[f"heterogeneity_{d}"] = figure_dir / f"heterogeneity_vs_gain_{d}.png"
-    if "voc" in datasets:
-        paths["table6"] = figure_dir / "table6_per_class.png"
-    return dict(sorted(paths.items()))
 
 
 def save_figure(fig: Figure, path: str | Path) -> None:

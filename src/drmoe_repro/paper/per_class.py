@@ -18,20 +18,13 @@ import pandas as pd
 
 from drmoe_repro import metrics
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import run_dir
-from drmoe_repro.io import load_npz
+from drmoe_repro.layout import BASELINE, PER_CLASS_TABLE, PREDICTIONS, PROPOSED  # noqa: F401  (re-exported)
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.deviations import MEASURED, deviations, measured_status
+from drmoe_repro.paper.runs import missing_status, read_runs
 from drmoe_repro.paper.tables import system_status
 
-TABLE = 6
-# The two systems Table 6 compares, and the difference the paper's §4.7 / Fig. 4 discuss (DR-MoE minus HSQ).
-BASELINE, PROPOSED = "hsq_static", "drmoe"
-# DR-MoE with eq. 11's entropy term of the sign §3.9 describes (-lambda*H); PROPOSED has it as printed (+lambda*H).
-PROPOSED_ENTROPY_TEXT = "drmoe_entropy_text"
-# Gate figures: figure-key suffix -> (system, how its eq. 11 reads).
-GATE_FIGURES = {"": (PROPOSED, "eq. 11 as printed (+λH)"),
-                "_entropy_text": (PROPOSED_ENTROPY_TEXT, "eq. 11 with the sign §3.9 describes (−λH)")}
+TABLE = PER_CLASS_TABLE
 
 
 def table6_systems() -> list[str]:
@@ -59,21 +52,18 @@ def per_class_ap(profile: str, dataset: str, system: str, seeds: list[int]) -> t
     Returns (frame indexed by seed with one column per label, in the run's label order; NaN where a class has no
     positive test image), missing paths. Only the seeds whose predictions.npz exists are rows.
     """
-    rows, missing, labels = {}, [], None
-    for seed in seeds:
-        path = run_dir(profile, dataset, system, seed) / "predictions.npz"
-        if not path.exists():
-            missing.append(str(path))
-            continue
-        data = load_npz(path)
+    runs = read_runs(profile, dataset, system, seeds, (PREDICTIONS,))
+    rows, labels = {}, None
+    for seed, files in sorted(runs.found.items()):
+        data = files[PREDICTIONS]
         names = [str(n) for n in data["label_names"].tolist()]
         if labels is not None and names != labels:
-            raise ValueError(f"{path}: label_names differ from the other seeds' runs of {dataset}/{system}")
+            raise ValueError(f"{dataset}/{system} seed {seed}: label_names differ from the other seeds' runs")
         labels = names
         rows[seed] = metrics.average_precision(data["scores"], data["targets"])  # [L]
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=labels or [])
     frame.index.name = "seed"
-    return frame, missing
+    return frame, runs.missing
 
 
 def per_class_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +81,7 @@ def _system_status(config: dict, reference: dict, profile: str, dataset: str, sy
     if status is not None:
         return status
     if missing:
-        return f"not run ({', '.join(missing)} missing)"
+        return missing_status(missing)
     seeds = profile_of(config, profile)["seeds"]
     return measured_status(profile, deviations(config, reference, profile, [(dataset, system, s) for s in seeds])) \
         if n_found else "not run"
@@ -152,9 +142,3 @@ def build_per_class_table(config: dict, profile: str, reference: dict | None = N
         row["status"] = "; ".join(notes) if notes else MEASURED
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def write_per_class_table(df: pd.DataFrame, path: str | Path) -> None:
-    from drmoe_repro.paper.tables import write_table
-
-    write_table(df, Path(path))

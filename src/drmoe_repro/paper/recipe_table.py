@@ -11,55 +11,25 @@ difference (published - paper recipe), and the paper's claimed Table 1 value for
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import run_dir
-from drmoe_repro.io import load_json
+from drmoe_repro.layout import RECIPE_TABLE as TABLE, recipe_pairs, recipe_runs  # noqa: F401  (re-exported)
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.deviations import deviations, is_measured, measured_status
+from drmoe_repro.paper.runs import missing_status, read_runs
 from drmoe_repro.paper.tables import summarise, system_status
-
-RECIPE_TABLE_PATH = Path("results/recipes.csv")
-TABLE = 1  # the comparison runs on Table 1's data set, for Table 1's systems
 
 
 def _effective_recipe(config: dict, profile: str, system: str) -> str:
     return config["systems"][system].get("recipe", profile_of(config, profile)["train"].get("recipe", "paper"))
 
 
-def recipe_pairs(config: dict) -> list[tuple[str, str]]:
-    """(Table 1 system, configured system of the same model with `recipe: published`), in Table 1's order."""
-    published = {spec["model"]: name for name, spec in sorted(config["systems"].items())
-                 if spec.get("recipe") == "published"}
-    pairs = []
-    for row in table_claims(TABLE)["rows"]:
-        spec = config["systems"].get(row["system"])
-        if spec is not None and spec.get("recipe", "paper") == "paper" and spec["model"] in published:
-            pairs.append((row["system"], published[spec["model"]]))
-    return pairs
-
-
-def recipe_runs(config: dict, profile: str) -> list[tuple[str, str, int]]:
-    """(data set, system, seed) of every run the comparison needs on `profile` (none unless compare_recipes)."""
-    prof = profile_of(config, profile)
-    dataset = table_claims(TABLE)["dataset"]
-    if not prof.get("compare_recipes", False) or dataset not in prof["datasets"]:
-        return []
-    runs = []
-    for pair in recipe_pairs(config):
-        if all(system_status(config, system) is None for system in pair):
-            runs += [(dataset, system, seed) for system in pair for seed in prof["seeds"]]
-    return runs
-
-
 def _headlines(profile: str, dataset: str, system: str, seeds: list[int]) -> tuple[list[dict], list[str]]:
-    paths = [run_dir(profile, dataset, system, seed) / "metrics.json" for seed in seeds]
-    missing = [str(path) for path in paths if not path.exists()]
-    return ([] if missing else [load_json(path)["headline"] for path in paths]), missing
+    runs = read_runs(profile, dataset, system, seeds)
+    return (runs.headlines if runs.complete else []), runs.missing
 
 
 def _status(config: dict, reference: dict, profile: str, pair: tuple[str, str], missing: list[str]) -> str:
@@ -75,7 +45,7 @@ def _status(config: dict, reference: dict, profile: str, pair: tuple[str, str], 
     if _effective_recipe(config, profile, pair[0]) != "paper":
         return f"{pair[0]} trains with the profile's train.recipe, which is not the paper's: nothing to compare"
     if missing:
-        return f"not run ({', '.join(missing)} missing)"
+        return missing_status(missing)
     dataset = table_claims(TABLE)["dataset"]
     return measured_status(profile, deviations(config, reference, profile,
                                                [(dataset, system, seed) for system in pair for seed in prof["seeds"]]))

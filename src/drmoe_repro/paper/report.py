@@ -1,10 +1,10 @@
 """reports/paper_tables.md: every table of the paper beside the measurements, the figures, the analyses beyond
 the paper, the claims audit and the list of ambiguities with the choice made for each.
 
-`write_report` also writes results/table6.csv, results/recipes.csv (paper_recipe vs published recipes, on the
-profiles that compare them), the figures (reports/figures/), results/<profile>/headline.json
-(the headline metrics `dvc metrics show` lists) and results/<profile>/analysis.json (every analysis number).
-Everything is read from the run directories of the selected profile; a missing run is shown as missing.
+The report reads the tables `drmoe-repro table` wrote (results/table1.csv ... table6.csv, recipes.csv,
+ablations.csv) and renders them; it computes no table. It also draws the figures (reports/figures/) and writes
+results/<profile>/headline.json (the headline metrics `dvc metrics show` lists) and results/<profile>/analysis.json
+(every analysis number), from the run directories of the selected profile; a missing run is shown as missing.
 The bytes are deterministic: no dates, no timings, sorted keys, fixed float formats.
 """
 
@@ -21,23 +21,20 @@ import pandas as pd
 import yaml
 
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import run_dir
-from drmoe_repro.io import load_json, save_json, write_text
+from drmoe_repro.io import save_json, write_text
+from drmoe_repro.layout import (BASELINE, GATE_FIGURES, METRIC_TABLES, PER_CLASS_TABLE, PREDICTIONS, PROPOSED,
+                                METRICS, REPORT, TRAIN_SUMMARY, analysis_datasets, figure_paths, report_outputs,
+                                report_runs, required_runs, run_dir, table_path)
 from drmoe_repro.paper import analysis as an
 from drmoe_repro.paper import audit as au
 from drmoe_repro.paper import figures as fg
-from drmoe_repro.paper.ablations import ABLATION_TABLE_PATH, ablation_runs, build_ablation_table, sensitivity_cost
+from drmoe_repro.paper import provenance as pv
+from drmoe_repro.paper.ablations import sensitivity_cost
 from drmoe_repro.paper.claims import load_claims, table_claims
 from drmoe_repro.paper.deviations import deviations, is_measured
-from drmoe_repro.paper import provenance as pv
-from drmoe_repro.paper.per_class import (BASELINE, GATE_FIGURES, PROPOSED, build_per_class_table,
-                                        write_per_class_table)
-from drmoe_repro.paper.recipe_table import RECIPE_TABLE_PATH, build_recipe_table, recipe_runs
-from drmoe_repro.paper.tables import METRIC_TABLES, build_metric_table, required_runs, write_table
+from drmoe_repro.paper.runs import read_runs
 
-REPORT_PATH = Path("reports/paper_tables.md")
-TABLE6_PATH = Path("results/table6.csv")
-ALL_TABLES = METRIC_TABLES + (6,)
+ALL_TABLES = METRIC_TABLES + (PER_CLASS_TABLE,)
 DEMO_BANNER = (
     "> **Demo profile: synthetic data, not comparable with the paper.** Every measured number in this report comes "
     "from the suite's embedded synthetic data set (small generated images in the VOC and COCO layouts, a small "
@@ -48,31 +45,13 @@ DEMO_TABLE_NOTE = "> Measured on the synthetic demo data set: not comparable wit
 SYSTEM_NAMES = {BASELINE: "HSQ-static", PROPOSED: "DR-MoE"}
 
 
-def headline_path(profile: str) -> Path:
-    return Path("results") / profile / "headline.json"
-
-
-def analysis_path(profile: str) -> Path:
-    return Path("results") / profile / "analysis.json"
-
-
-def outputs(config: dict, profile: str) -> dict[str, Path]:
-    """Every file `write_report` writes, by key (the pipeline's declared outputs)."""
-    out = {"table6": TABLE6_PATH, "recipes": RECIPE_TABLE_PATH, "ablations": ABLATION_TABLE_PATH, "report": REPORT_PATH,
-           "headline": headline_path(profile), "analysis": analysis_path(profile)}
-    for key, path in fg.figure_paths(an.analysis_datasets(config, profile)).items():
-        out[f"figure_{key}"] = path
-    return out
-
-
-def report_runs(config: dict, profile: str) -> list[tuple[str, str, int]]:
-    """(data set, system, seed) of every run the report reads: Tables 1-6, the gate figures (both entropy signs) and
-    the recipe comparison, sorted."""
-    runs = {run for n in ALL_TABLES for run in required_runs(config, profile, n)}
-    seeds = profile_of(config, profile)["seeds"]
-    gate_runs = {(d, system, seed) for d in an.analysis_datasets(config, profile)
-                 for system, _ in GATE_FIGURES.values() if system in config["systems"] for seed in seeds}
-    return sorted(runs | gate_runs | set(recipe_runs(config, profile)) | set(ablation_runs(config, profile)))
+def read_table(name: str | int) -> pd.DataFrame:
+    """A table `drmoe-repro table` wrote; its absence is an error that says how to make it."""
+    path = table_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the report renders the tables, it does not compute them; run "
+                                f"`drmoe-repro table --table {name}` first (Snakemake and DVC do)")
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
 @lru_cache(maxsize=1)
@@ -117,10 +96,8 @@ def gate_samples(config: dict, profile: str, dataset: str, system: str = PROPOSE
 def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
             reference: dict | None = None) -> dict[str, Any]:
     reference = config if reference is None else reference
-    tables = {n: build_metric_table(config, profile, n, reference) for n in METRIC_TABLES}
-    table6 = build_per_class_table(config, profile, reference)
-    recipes = build_recipe_table(config, profile, reference)
-    ablations = build_ablation_table(config, profile, reference)
+    tables = {n: read_table(n) for n in METRIC_TABLES}
+    table6, recipes, ablations = read_table(PER_CLASS_TABLE), read_table("recipes"), read_table("ablations")
     analysis = an.run_all(config, profile, n_resamples=n_resamples)
     measured = au.measured_from_runs(config, profile, analysis)
     ctx = au.AuditContext(claims=load_claims(), measured=measured)
@@ -137,7 +114,7 @@ def collect(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
         "epochs": epoch_selection(config, profile),
         "analysis": analysis,
         "gates": {f"gates_{d}{suffix}": gate_samples(config, profile, d, system)
-                  for d in an.analysis_datasets(config, profile) for suffix, (system, _) in GATE_FIGURES.items()},
+                  for d in analysis_datasets(config, profile) for suffix, (system, _) in GATE_FIGURES.items()},
         "measured": measured,
         "claims": au.audit_claims(ctx),
         "consistency": au.audit_consistency(ctx),
@@ -150,10 +127,11 @@ def epoch_selection(config: dict, profile: str) -> list[dict]:
     rows = []
     for number in (1, 2):
         by_system: dict[tuple[str, str], list[list[dict]]] = {}
-        for dataset, system, seed in required_runs(config, profile, number):
-            path = run_dir(profile, dataset, system, seed) / "train.json"
-            if path.is_file():
-                curve = [h for h in load_json(path)["history"] if "test_mAP" in h]
+        systems = dict.fromkeys((dataset, system) for dataset, system, _ in required_runs(config, profile, number))
+        seeds = profile_of(config, profile)["seeds"]
+        for dataset, system in systems:
+            for summary in read_runs(profile, dataset, system, seeds, (TRAIN_SUMMARY,)).of(TRAIN_SUMMARY):
+                curve = [h for h in summary["history"] if "test_mAP" in h]
                 if curve:
                     by_system.setdefault((dataset, system), []).append(curve)
         for (dataset, system), curves in by_system.items():
@@ -337,9 +315,9 @@ def _table6_section(t6: pd.DataFrame, profile: str, found: list[str]) -> list[st
 
 
 def _figures_section(data: dict, config: dict, profile: str) -> list[str]:
-    datasets = an.analysis_datasets(config, profile)
-    paths = fg.figure_paths(datasets)
-    rel = {k: Path(p).relative_to(REPORT_PATH.parent).as_posix() for k, p in paths.items()}
+    datasets = analysis_datasets(config, profile)
+    paths = figure_paths(datasets)
+    rel = {k: Path(p).relative_to(REPORT.parent).as_posix() for k, p in paths.items()}
     lines = ["## 2. Figures", ""]
     if profile == "demo":
         lines += ["> The figures show the synthetic demo data: not comparable with the paper's figures.", ""]
@@ -617,7 +595,7 @@ def _ablations_section(df: pd.DataFrame, config: dict, profile: str) -> list[str
     headers = ["base", "variant", "data set", "change"]
     for m in ("mAP", "OF1", "CF1"):
         headers += [f"{m} base", f"{m} variant", f"Δ {m}"]
-    return lines + [md_table(headers + ["seeds", "status"], rows), "", f"CSV: `{ABLATION_TABLE_PATH}`.", ""]
+    return lines + [md_table(headers + ["seeds", "status"], rows), "", f"CSV: `{table_path('ablations')}`.", ""]
 
 
 def _epoch_section(rows: list[dict], profile: str) -> list[str]:
@@ -711,8 +689,7 @@ def _ambiguity_section(data: dict) -> list[str]:
 def _runs_section(config: dict, profile: str) -> list[str]:
     seen: dict[str, str] = {}
     for d, s, k in report_runs(config, profile):
-        path = run_dir(profile, d, s, k)
-        seen[str(path)] = "present" if (path / "predictions.npz").exists() and (path / "metrics.json").exists() \
+        seen[str(run_dir(profile, d, s, k))] = "present" if read_runs(profile, d, s, [k], (PREDICTIONS, METRICS)).complete \
             else "missing"
     present = sorted(p for p, v in seen.items() if v == "present")
     missing = sorted(p for p, v in seen.items() if v == "missing")
@@ -762,15 +739,12 @@ def render_markdown(data: dict, config: dict, profile: str) -> str:
 
 def write_report(config: dict, profile: str, *, n_resamples: int = an.N_BOOTSTRAP,
                  reference: dict | None = None) -> dict[str, Path]:
-    """Write table6.csv, the figures, headline.json, analysis.json and the report; return their paths.
+    """Write the figures, headline.json, analysis.json and the report from the tables and runs; return their paths.
 
     `reference`: the config whose profiles are the recipes (default `config`); deviations from it are reported."""
     data = collect(config, profile, n_resamples=n_resamples, reference=reference)
-    paths = outputs(config, profile)
-    write_per_class_table(data["table6"], paths["table6"])
-    write_table(data["recipes"], paths["recipes"])
-    write_table(data["ablations"], paths["ablations"])
-    fg.render_all(an.analysis_datasets(config, profile), data, profile)
+    paths = report_outputs(config, profile)
+    fg.render_all(analysis_datasets(config, profile), data, profile)
     save_json(paths["headline"], headline_metrics(data["measured"]))
     save_json(paths["analysis"], an.to_jsonable({k: v for k, v in data["analysis"].items()}))
     write_text(paths["report"], render_markdown(data, config, profile))

@@ -16,40 +16,14 @@ import numpy as np
 import pandas as pd
 
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import run_dir
-from drmoe_repro.io import load_json
+from drmoe_repro.io import write_text
+from drmoe_repro.layout import EXTRA_ROWS, METRIC_TABLES, METRICS, table_rows  # noqa: F401  (EXTRA_ROWS: re-exported)
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.deviations import deviations, measured_status
+from drmoe_repro.paper.runs import read_runs
 
-METRIC_TABLES = (1, 2, 3, 4, 5)
 # A reference row that is not in the paper: every image scored with the training-set label frequencies.
 LABEL_PRIOR = "label_prior"
-# Rows this suite adds to the paper's tables (system, name): measured, with no claim beside them.
-EXTRA_ROWS = {
-    1: [("drmoe_no_experts", "(not in the paper) DR-MoE ablation: query trunk, no experts")],
-    3: [("hsq_static_entropy_text", "(not in the paper) Static gating, eq. 11 with the sign §3.9 describes"),
-        ("drmoe_entropy_text", "(not in the paper) Dynamic gating, eq. 11 with the sign §3.9 describes")],
-}
-
-
-def table_rows(number: int) -> list[dict]:
-    """The paper's rows of table `number` (claims.yaml), then this suite's extra rows (no claimed numbers)."""
-    return list(table_claims(number)["rows"]) + [{"system": system, "paper_name": name, "extra": True}
-                                                   for system, name in EXTRA_ROWS.get(number, [])]
-
-
-def required_runs(config: dict, profile: str, number: int) -> list[tuple[str, str, int]]:
-    """(data set, system, seed) of every run table `number` reads: the configured systems of its rows."""
-    claims = table_claims(number)
-    prof = profile_of(config, profile)
-    dataset = claims["dataset"]
-    if dataset not in prof["datasets"]:
-        return []
-    runs = []
-    for row in table_rows(number):
-        if row["system"] in config["systems"]:
-            runs += [(dataset, row["system"], seed) for seed in prof["seeds"]]
-    return runs
 
 
 def system_status(config: dict, system: str) -> str | None:
@@ -80,11 +54,9 @@ def build_metric_table(config: dict, profile: str, number: int, reference: dict 
         row = {"table": number, "system": system, "paper_name": claim["paper_name"], "dataset": dataset,
                "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none")}
         status = system_status(config, system)
-        runs = [run_dir(profile, dataset, system, s) / "metrics.json" for s in seeds]
-        if status is None and not all(p.exists() for p in runs):
-            missing = [str(p) for p in runs if not p.exists()]
-            status = f"not run ({', '.join(missing)} missing)"
-        measured = [load_json(p) for p in runs] if status is None else []
+        runs = read_runs(profile, dataset, system, seeds) if status is None else None
+        status = status or runs.status
+        measured = runs.of(METRICS) if status is None else []
         headlines = [m["headline"] for m in measured]
         row["n_seeds"] = len(headlines)
         for metric in claims["metrics"]:
@@ -111,8 +83,7 @@ def build_metric_table(config: dict, profile: str, number: int, reference: dict 
 def _label_prior_row(config: dict, profile: str, number: int, claims: dict, prof: dict) -> dict:
     """mAP of the label-frequency prior, read from the DR-MoE runs (each run scores it on its own test set)."""
     dataset = claims["dataset"]
-    runs = [run_dir(profile, dataset, "drmoe", s) / "metrics.json" for s in prof["seeds"]]
-    values = [load_json(p)["reference"]["label_prior_mAP"] for p in runs if p.exists()]
+    values = [m["reference"]["label_prior_mAP"] for m in read_runs(profile, dataset, "drmoe", prof["seeds"]).of(METRICS)]
     row = {"table": number, "system": LABEL_PRIOR, "paper_name": "(not in the paper) label-frequency prior",
            "dataset": dataset, "profile": profile, "data_source": prof["datasets"].get(dataset, {}).get("source", "none"),
            "n_seeds": len(values)}
@@ -128,6 +99,6 @@ def _label_prior_row(config: dict, profile: str, number: int, claims: dict, prof
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
-    from drmoe_repro.io import write_text
-
-    write_text(path, df.to_csv(index=False, float_format="%.2f", na_rep=""))
+    """Floats at full precision (shortest round-trip text): the report renders from these files, and rounding them
+    here would round its numbers twice."""
+    write_text(path, df.to_csv(index=False, na_rep=""))
