@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU check and timing of issue 7 in one call, so that all ratios come from one card.
+# Every GPU check and timing in one call, so that all ratios come from one card.
 # On a machine with a GPU, from the repository root, with the naive reference copied into a git-ignored folder:
 #   mkdir -p .device && cp ../shared/bench/naive_reference.py .device/ && bash bench/gpu_checks.sh
 # Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables. The steps run most important first,

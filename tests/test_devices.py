@@ -95,7 +95,7 @@ def fake_gpus(tmp_path, monkeypatch):
 
 
 def test_a_cpu_profile_runs_without_claiming(fake_gpus):
-    assert common.on_claimed_gpus({"device": "cpu"}, 1, lambda: 7, ["train"]) == 7
+    assert devices.run_on_claimed_gpus({"device": "cpu"}, 1, lambda: 7, ["train"]) == 7
     assert list(fake_gpus.glob("*.lock")) == []
 
 
@@ -110,7 +110,7 @@ def test_a_single_gpu_run_claims_a_slot_and_makes_it_current(fake_gpus, monkeypa
         assert try_claim(2, 1, ["4", "6", "9"], fake_gpus) is None  # this run holds GPU 6 while it works
         return 0
 
-    assert common.on_claimed_gpus({"device": "cuda", "runs_per_gpu": 1}, 1, work, ["train"]) == 0
+    assert devices.run_on_claimed_gpus({"device": "cuda", "runs_per_gpu": 1}, 1, work, ["train"]) == 0
     assert chosen == [1]  # the second visible GPU, "6"
     first.release()
     assert try_claim(3, 1, ["4", "6", "9"], fake_gpus) is not None  # all free again
@@ -125,9 +125,9 @@ def test_a_multi_gpu_run_starts_torchrun_on_its_claimed_gpus(fake_gpus, monkeypa
         assert len(pass_fds) == 2  # torchrun inherits both locks
         return 0
 
-    monkeypatch.setattr(common.subprocess, "call", fake_call)
+    monkeypatch.setattr(devices.subprocess, "call", fake_call)
     cli = common.run_cli_args("train", ARGS, "paper")
-    assert common.on_claimed_gpus({"device": "cuda"}, 2, lambda: pytest.fail("trained in the launcher"), cli) == 0
+    assert devices.run_on_claimed_gpus({"device": "cuda"}, 2, lambda: pytest.fail("trained in the launcher"), cli) == 0
     (command, visible), = calls
     assert visible == "4,6"
     assert command[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -138,12 +138,12 @@ def test_a_multi_gpu_run_starts_torchrun_on_its_claimed_gpus(fake_gpus, monkeypa
 def test_torchrun_processes_train_without_claiming_again(fake_gpus, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert common.on_claimed_gpus({"device": "cuda"}, 2, lambda: 5, ["train"]) == 5
+    assert devices.run_on_claimed_gpus({"device": "cuda"}, 2, lambda: 5, ["train"]) == 5
     assert list(fake_gpus.glob("*.lock")) == []
 
 
 def test_sharing_a_gpu_needs_one_gpu_per_run():
-    from drmoe_repro.config import DEFAULT_CONFIG, ConfigError, load_config, load_schema, validate
+    from drmoe_repro.config import DEFAULT_CONFIG, ConfigError, load_config, validate
 
     config = load_config(DEFAULT_CONFIG)
     config["profiles"]["paper"].update(runs_per_gpu=3, gpus_per_run=2)

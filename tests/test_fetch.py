@@ -350,10 +350,23 @@ def _unsafe_archives(tmp_path: Path) -> dict[str, tuple[str, bytes]]:
     }
 
 
+def test_tar_member_with_an_absolute_name_lands_inside_the_target(tmp_path):
+    """tarfile's data filter (PEP 706) strips the leading slash: the member is written under the target, never at
+    its absolute path."""
+    filename, data = _unsafe_archives(tmp_path)["tar-absolute"]
+    archive = tmp_path / "in" / filename
+    archive.parent.mkdir()
+    archive.write_bytes(data)
+    target = tmp_path / "out" / "target"
+    fetch_asset("odd", {"urls": [], "md5": None, "filename": filename, "local": str(archive)}, tmp_path / "dl", target,
+                progress=False)
+    assert not (tmp_path / "abs_evil.txt").exists()
+    assert (target / str(tmp_path / "abs_evil.txt").lstrip("/")).read_bytes() == b"evil"
+
+
 @pytest.mark.parametrize(
     "case",
-    ["zip-dotdot", "zip-absolute", "tar-dotdot", "tar-absolute", "tar-symlink-out", "tar-symlink-absolute",
-     "tar-hardlink-out"],
+    ["zip-dotdot", "zip-absolute", "tar-dotdot", "tar-symlink-out", "tar-symlink-absolute", "tar-hardlink-out"],
 )
 def test_archive_with_members_escaping_the_target_is_refused(tmp_path, case):
     filename, data = _unsafe_archives(tmp_path)[case]

@@ -11,6 +11,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -361,11 +362,15 @@ def test_f1_family_matches_reference_loop(seed, top_k, ignored):
         assert ours[name] == pytest.approx(value, abs=TOL), name
 
 
+def _frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=M.CONVENTION_COLUMNS)
+
+
 def test_convention_sensitivity_layout_and_consistency():
     scores, targets = random_problem(3, ignored=0.05)
     names = [f"l{i}" for i in range(scores.shape[1])]
     unannotated = ~(targets == 1).any(axis=1)
-    table = M.convention_sensitivity(scores, targets, names, unannotated_mask=unannotated)
+    table = _frame(M.convention_sensitivity(scores, targets, names, unannotated_mask=unannotated))
     assert list(table.columns) == ["metric", "convention", "value"]
     # Every row is the compute_metrics value of the key metric[convention].
     for ap in M.AP_CONVENTIONS:
@@ -384,14 +389,14 @@ def test_convention_sensitivity_layout_and_consistency():
     assert lookup["CF1[def=mlgcn,top3,thr=0.5,ign=negative,images=annotated]"] == alone["CF1[def=mlgcn,top3,thr=0.5,ign=negative]"]
     # Ignored targets present -> both treatments listed; in a fixed order (same CSV bytes twice).
     assert table["convention"].str.contains("ign=exclude").any()
-    again = M.convention_sensitivity(scores, targets, names, unannotated_mask=unannotated)
+    again = _frame(M.convention_sensitivity(scores, targets, names, unannotated_mask=unannotated))
     assert table.to_csv(index=False) == again.to_csv(index=False)
 
 
 def test_no_ignored_no_unannotated_rows():
     scores, targets = random_problem(5, n=200, n_labels=4)
     targets[:, 0] = 1  # every image annotated
-    table = M.convention_sensitivity(scores, targets, None, unannotated_mask=np.zeros(len(targets), bool))
+    table = _frame(M.convention_sensitivity(scores, targets, None, unannotated_mask=np.zeros(len(targets), bool)))
     assert not table["convention"].str.contains("ign=exclude|images=").any()  # no ignored target, all annotated
     # 3 mAP + 3 mAP@3 + 2 thresholds x (all, top3) x 7 F1-family rows.
     assert len(table) == 6 + 2 * 2 * 7
@@ -491,7 +496,7 @@ def cli(argv: list[str]) -> int:
 
 
 def write_predictions(path, scores, targets, override=None):
-    """A predictions.npz as DESIGN.md specifies; ``override`` replaces arrays (None leaves one out)."""
+    """A predictions.npz as the README's "Outputs" specifies; ``override`` replaces arrays (None leaves one out)."""
     arrays = {
         "image_ids": np.array([f"img{i:04d}" for i in range(scores.shape[0])]),
         "label_names": np.array([f"label{c}" for c in range(scores.shape[1])]),
@@ -577,7 +582,7 @@ def test_f1_from_decided_label_sets_by_hand():
 def test_decisions_in_the_convention_table():
     scores, targets = random_problem(11, n=60, n_labels=5, ignored=0.05)
     decisions = scores > 0.7
-    table = M.convention_sensitivity(scores, targets, decisions=decisions)
+    table = _frame(M.convention_sensitivity(scores, targets, decisions=decisions))
     lookup = {f"{m}[{c}]": v for m, c, v in table.itertuples(index=False)}
     direct = M.compute_metrics(scores, targets, None, decisions=decisions, cf1="meanf1", ignored_in_f1="exclude")
     assert lookup["CF1[def=meanf1,dec=beam,ign=exclude]"] == direct["CF1[def=meanf1,dec=beam,ign=exclude]"]

@@ -20,7 +20,6 @@ What each check guards (the breaks found when the paper profile was first tried 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -21,8 +21,8 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 
 import realformat
 from drmoe_repro.data.coco import load_coco
-from drmoe_repro.data.fetch import FetchError, extract_archive, fetch_asset_result
-from drmoe_repro.data.images import DatasetFormatError, read_rgb
+from drmoe_repro.data.fetch import extract_archive, fetch_asset_result
+from drmoe_repro.data.images import read_rgb
 from drmoe_repro.data.pretrained import imagenet_backbone_weights, load_glove
 from drmoe_repro.data.voc import VOC_CLASSES, load_voc
 from loopback import PROXY_VARIABLES, LoopbackServer, serve_files

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -307,7 +306,9 @@ def index_signature(prof: dict, dataset: str) -> dict:
 
 
 def signature_text(run_cfg: dict) -> str:
-    return json.dumps(run_signature(run_cfg), sort_keys=True)
+    from drmoe_repro.io import dumps_json
+
+    return dumps_json(run_signature(run_cfg))
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

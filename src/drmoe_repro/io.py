@@ -88,7 +88,11 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def _clean_for_json(value: Any) -> Any:
-    """Turn numpy scalars/arrays into plain Python and NaN/inf into null, so the JSON is strict and portable."""
+    """Turn numpy scalars/arrays into plain Python, data frames into records (a named index kept as a column) and
+    NaN/inf into null, so the JSON is strict and portable. The suite's one JSON canonicaliser."""
+    if hasattr(value, "to_dict") and hasattr(value, "reset_index"):  # a pandas DataFrame (io needs no pandas)
+        frame = value.reset_index() if value.index.name is not None else value
+        return _clean_for_json(frame.to_dict(orient="records"))
     if isinstance(value, dict):
         return {str(k): _clean_for_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

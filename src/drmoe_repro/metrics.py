@@ -68,17 +68,19 @@ ranks every class at once (see `_rank_base`), then the work is on the positives 
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import sys
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
 AP_CONVENTIONS = ("noninterp", "interp", "11point")
 CF1_CONVENTIONS = ("mlgcn", "meanf1")
 IGNORED_IN_F1 = ("exclude", "negative")
 
-# The conventions the paper's baselines were reported with (DESIGN.md).
+# The conventions the paper's baselines were reported with (ML-GCN's and ADD-GCN's code; README "Metric conventions").
 DEFAULT_AP = "noninterp"
 DEFAULT_CF1 = "mlgcn"
 DEFAULT_THRESHOLD = 0.5
@@ -587,8 +589,9 @@ def convention_sensitivity(
     thresholds: Sequence[float] = (0.5, 0.8),
     top_k: int | None = DEFAULT_TOP_K,
     decisions: Any = None,
-) -> pd.DataFrame:
-    """The same scores under every convention, long format: columns ``metric, convention, value``.
+) -> list[tuple[str, str, float]]:
+    """The same scores under every convention, long format: rows ``(metric, convention, value)``
+    (`conventions_csv` writes them as each run's conventions.csv).
 
     Rows, in this fixed order: mAP under ap=noninterp/interp/11point; mAP@K under the same; then for ignored
     targets excluded (and, only if any target is -1, counted negative), for each threshold, for all predictions
@@ -611,7 +614,20 @@ def convention_sensitivity(
                 scores[keep], targets[keep], thresholds=thresholds, top_k=top_k, suffix=",images=annotated",
                 decisions=None if decided is None else decided[keep],
             )
-    return pd.DataFrame(rows, columns=["metric", "convention", "value"])
+    return rows
+
+
+CONVENTION_COLUMNS = ("metric", "convention", "value")
+
+
+def conventions_csv(rows: Sequence[tuple[str, str, float]]) -> str:
+    """CSV text of `convention_sensitivity` rows: a header, floats as their shortest round-trip text, NaN empty."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CONVENTION_COLUMNS)
+    for metric, convention, value in rows:
+        writer.writerow([metric, convention, "" if math.isnan(value) else repr(float(value))])
+    return out.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 from pathlib import Path
-from typing import Callable
 
 from drmoe_repro.config import DEFAULT_CONFIG, load_config
-from drmoe_repro.engine.devices import claim_gpus, torchrun_command, under_torchrun
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,22 +40,3 @@ def run_cli_args(command: str, args: argparse.Namespace, profile: str) -> list[s
     """The command line that repeats this run's step (for the data-parallel processes torchrun starts)."""
     return [command, "--config", str(args.config), "--profile", profile, "--dataset", args.dataset,
             "--system", args.system, "--seed", str(args.seed), *(["--no-progress"] if args.no_progress else [])]
-
-
-def on_claimed_gpus(prof: dict, gpus_needed: int, work: Callable[[], int], cli_args: list[str]) -> int:
-    """Run `work` on GPUs claimed for this run (engine/devices.py), or right away on a CPU profile or under torchrun.
-
-    A run that needs several GPUs starts torchrun with one process per claimed GPU, each repeating `cli_args`;
-    torchrun inherits the lock descriptors, so the GPUs stay claimed as long as it runs, even if this process dies.
-    """
-    if prof["device"] != "cuda" or under_torchrun():
-        return work()
-    with claim_gpus(gpus_needed, prof.get("runs_per_gpu", 1)) as claim:
-        print(f"{cli_args[0]} on GPU {', '.join(claim.gpus)}", flush=True)
-        if gpus_needed > 1:
-            env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(claim.gpus))
-            return subprocess.call(torchrun_command(gpus_needed, cli_args), env=env, pass_fds=claim.handles)
-        import torch
-
-        torch.cuda.set_device(claim.indices[0])
-        return work()

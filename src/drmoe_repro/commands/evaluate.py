@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from drmoe_repro.commands.common import add_run_arguments, config_and_profile, on_claimed_gpus, run_cli_args
+from drmoe_repro.commands.common import add_run_arguments, config_and_profile, run_cli_args
+from drmoe_repro.engine.devices import run_on_claimed_gpus
 from drmoe_repro.config import profile_of, resolve_run
 from drmoe_repro.layout import index_path, run_dir
 from drmoe_repro.engine.evaluate import evaluate_run
@@ -34,4 +35,4 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     # Evaluation is one process: it claims one GPU slot however many GPUs its training used.
-    return on_claimed_gpus(prof, 1, evaluate, run_cli_args("evaluate", args, profile))
+    return run_on_claimed_gpus(prof, 1, evaluate, run_cli_args("evaluate", args, profile))

@@ -20,7 +20,7 @@ from drmoe_repro.io import load_npz, save_json, write_text
 
 HELP = "Re-score a predictions.npz (mAP, OF1, CF1, top-k, mAP@K) under explicitly chosen metric conventions."
 
-# The arrays a predictions.npz must hold (DESIGN.md).
+# The arrays a predictions.npz must hold (README, "Outputs").
 REQUIRED_KEYS = ("image_ids", "label_names", "targets", "scores")
 
 
@@ -184,5 +184,5 @@ def run(args: argparse.Namespace) -> int:
             data["scores"], data["targets"], data["label_names"], unannotated_mask=unannotated,
             thresholds=tuple(dict.fromkeys((0.5, 0.8, args.threshold))), top_k=top_k, decisions=data["decisions"],
         )
-        write_text(args.sensitivity_out, table.to_csv(index=False, lineterminator="\n"))
+        write_text(args.sensitivity_out, metrics.conventions_csv(table))
     return 0

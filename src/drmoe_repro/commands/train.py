@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from drmoe_repro.commands.common import add_run_arguments, config_and_profile, on_claimed_gpus, run_cli_args
+from drmoe_repro.commands.common import add_run_arguments, config_and_profile, run_cli_args
+from drmoe_repro.engine.devices import run_on_claimed_gpus
 from drmoe_repro.config import profile_of, resolve_run
 from drmoe_repro.data.locations import asset_locations
 from drmoe_repro.engine.train import train_run
@@ -34,4 +35,4 @@ def run(args: argparse.Namespace) -> int:
                   progress=not args.no_progress, inputs=inputs, test_index=index_path(profile, args.dataset, "test"))
         return 0
 
-    return on_claimed_gpus(prof, max(prof["gpus_per_run"], 1), train, run_cli_args("train", args, profile))
+    return run_on_claimed_gpus(prof, max(prof["gpus_per_run"], 1), train, run_cli_args("train", args, profile))

@@ -2,7 +2,7 @@
 
 `coco_root` holds `annotations/instances_<split>.json` and the image folders `train2014/`, `val2014/`.
 
-Conventions (see peer-conventions.md):
+Conventions (as ML-GCN's, ASL's and Query2Label's code read COCO):
 * Classes are in category-id order (ASL, Query2Label), named by the `categories` entries; COCO's ids are not
   contiguous (1..90 for 80 classes), and the column of a class is its rank among the ids, not its id.
 * An image is positive for every category with at least one annotation in it, crowd annotations (`iscrowd: 1`)

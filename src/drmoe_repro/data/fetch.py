@@ -36,7 +36,6 @@ import hashlib
 import http.client
 import logging
 import os
-import posixpath
 import re
 import shutil
 import socket
@@ -85,52 +84,26 @@ class AssetSpec:
 
     @classmethod
     def from_config(cls, name: str, spec: Mapping[str, Any], key: str | None = None) -> "AssetSpec":
-        """Check the types of the fields we use; unknown fields (e.g. ``extract_to``) are left to the caller."""
+        """The asset entry of a config already validated against the schema (types, hex patterns, unknown keys);
+        only what the schema cannot say is checked here."""
         key = key or f"assets.{name}"
-        if not isinstance(spec, Mapping):
-            raise FetchError(f"{key} must be a mapping with urls, md5 and filename, got {type(spec).__name__}")
-        urls = spec.get("urls") or []
-        if isinstance(urls, str):
-            urls = [urls]
-        if not isinstance(urls, (list, tuple)) or not all(isinstance(u, str) and u for u in urls):
-            raise FetchError(f"{key}.urls must be a list of URLs, got {urls!r}")
-        filename = spec.get("filename")
-        if filename is None and urls:
-            # The schema requires it; falling back to the URL's last part only helps hand-written specs (tests, tools).
-            filename = PurePosixPath(urllib.request.urlparse(urls[0]).path).name
-        if not isinstance(filename, str) or not filename or "/" in filename or filename in (".", ".."):
+        urls = tuple(spec.get("urls") or [])
+        filename = spec.get("filename") or (PurePosixPath(urllib.request.urlparse(urls[0]).path).name if urls else "")
+        if not filename or "/" in filename or filename in (".", ".."):
             raise FetchError(f"{key}.filename must be a plain file name, got {filename!r}")
-        md5 = _hex_or_none(spec.get("md5"), f"{key}.md5", exact_length=32)
-        sha256 = _hex_or_none(spec.get("sha256"), f"{key}.sha256", exact_length=None)
-        if sha256 is not None and not 8 <= len(sha256) <= 64:
-            raise FetchError(f"{key}.sha256 must have 8 to 64 hex digits, got {len(sha256)}")
         local = spec.get("local")
-        if local is not None and not isinstance(local, (str, os.PathLike)):
-            raise FetchError(f"{key}.local must be a path or null, got {local!r}")
-        extract = spec.get("extract", True)
-        if not isinstance(extract, bool):
-            raise FetchError(f"{key}.extract must be true or false, got {extract!r}")
         if not urls and local is None:
             raise FetchError(f"{key} has neither urls nor local: nothing to fetch it from")
+        md5, sha256 = spec.get("md5"), spec.get("sha256")
         return cls(
             name=name,
-            urls=tuple(urls),
+            urls=urls,
             filename=filename,
-            md5=md5,
-            sha256=sha256,
+            md5=md5.lower() if md5 else None,
+            sha256=sha256.lower() if sha256 else None,
             local=Path(local).expanduser() if local is not None else None,
-            extract=extract,
+            extract=spec.get("extract", True),
         )
-
-
-def _hex_or_none(value: Any, key: str, exact_length: int | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]+", value):
-        raise FetchError(f"{key} must be a hex string or null, got {value!r}")
-    if exact_length is not None and len(value) != exact_length:
-        raise FetchError(f"{key} must have {exact_length} hex digits, got {len(value)}")
-    return value.lower()
 
 
 @dataclass(frozen=True)
@@ -609,8 +582,9 @@ def archive_format(filename: str) -> str:
     raise FetchError(f"{filename}: unknown archive type (expected .zip, .tar, .tar.gz or .tgz); set extract: false?")
 
 
-def _escape_reason(name: str) -> str | None:
-    """Why a member path would land outside the target, or None if it stays inside."""
+def _zip_escape_reason(name: str) -> str | None:
+    """Why a zip member path would land outside the target, or None if it stays inside. (zipfile itself would strip
+    such parts silently; an archive holding them is refused instead.)"""
     if not name:
         return "an empty name"
     if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
@@ -620,19 +594,13 @@ def _escape_reason(name: str) -> str | None:
     return None
 
 
-def _link_escape_reason(member_name: str, link: str, hard: bool) -> str | None:
-    """A symlink is resolved from its own folder, a hard link from the archive root; either must stay inside."""
-    if not link or link.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", link):
-        return f"a link to the absolute path {link!r}"
-    base = "" if hard else posixpath.dirname(member_name)
-    resolved = posixpath.normpath(posixpath.join(base, link))
-    if resolved == ".." or resolved.startswith("../"):
-        return f"a link to {link!r}, outside the target"
-    return None
+def check_archive_members(archive: Path, target: Path) -> int:
+    """Refuse (FetchError) an archive with any member that would be written outside `target`; return the count.
 
-
-def check_archive_members(archive: Path) -> int:
-    """Refuse (FetchError) an archive with any member that would be written outside the target; return the count."""
+    Tar members go through tarfile's own "data" extraction filter (PEP 706): absolute paths, '..', links pointing
+    outside, device files; zip members through `_zip_escape_reason`. Every member is checked before anything is
+    written, so a refused archive leaves nothing behind.
+    """
     fmt = archive_format(archive.name)
     bad: list[str] = []
     try:
@@ -640,20 +608,17 @@ def check_archive_members(archive: Path) -> int:
             with zipfile.ZipFile(archive) as zf:
                 names = zf.namelist()
                 # zipfile writes symlink members as plain files holding the link text, so names are all that matter.
-                bad = [f"{n!r}: {r}" for n in names if (r := _escape_reason(n))]
+                bad = [f"{n!r}: {r}" for n in names if (r := _zip_escape_reason(n))]
                 count = len(names)
         else:
             with tarfile.open(archive, "r:*") as tf:
                 members = tf.getmembers()
                 count = len(members)
-                for m in members:
-                    reason = _escape_reason(m.name)
-                    if reason is None and (m.issym() or m.islnk()):
-                        reason = _link_escape_reason(m.name, m.linkname, hard=m.islnk())
-                    if reason is None and not (m.isreg() or m.isdir() or m.issym() or m.islnk()):
-                        reason = "a device, fifo or other special file"
-                    if reason:
-                        bad.append(f"{m.name!r}: {reason}")
+                for member in members:
+                    try:
+                        tarfile.data_filter(member, str(target))
+                    except tarfile.FilterError as err:
+                        bad.append(f"{member.name!r}: {err}")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
         raise FetchError(f"{archive} is not a readable {fmt} archive ({err})") from None
     if bad:
@@ -671,7 +636,7 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> in
     path are replaced (so two archives may share a target, e.g. VOC's trainval and test tars).
     """
     archive, target = Path(archive), Path(target)
-    count = check_archive_members(archive)
+    count = check_archive_members(archive, target)
     target.mkdir(parents=True, exist_ok=True)
     prefix = f".{archive.name}.partial-"
     for stale in target.glob(prefix + "*"):  # left by a crash of an earlier call
@@ -684,11 +649,7 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> in
                     zf.extractall(staging)
             else:
                 with tarfile.open(archive, "r:*") as tf:
-                    if hasattr(tarfile, "data_filter"):
-                        # Second line of defence, and it drops setuid bits and device files.
-                        tf.extractall(staging, filter="data")
-                    else:  # Python < 3.10.12: our own member check above is the only one
-                        tf.extractall(staging)
+                    tf.extractall(staging, filter="data")  # also drops setuid bits
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zipfile.LargeZipFile, OSError) as err:
             raise FetchError(f"could not extract {archive} ({err}); nothing of it was put into {target}") from None
         _merge_into(staging, target)

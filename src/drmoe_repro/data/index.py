@@ -1,7 +1,7 @@
 """The label index: what `prepare` writes and everything downstream reads, whatever the source format.
 
 A VOC or COCO loader turns its annotation files into one `LabelIndex` per split; training and evaluation never
-look at XML or JSON again. Targets use DESIGN.md's coding: 1 positive, 0 negative, -1 ignored (VOC "difficult").
+look at XML or JSON again. Targets use the suite's coding (layout.py, predictions.npz): 1 positive, 0 negative, -1 ignored (VOC "difficult").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Labels come from the per-class files `ImageSets/Main/<class>_<set>.txt`, as in M
 
     000005 -1     class absent          -> target 0 (negative)
     000007  1     class present         -> target 1 (positive)
-    000012  0     only "difficult" objects of the class -> target -1 (ignored; see DESIGN.md for how
+    000012  0     only "difficult" objects of the class -> target -1 (ignored; see README "Metric conventions" for how
                   training and each metric treat it)
 
 The XML annotations are read as a consistency check, not as the label source: every listed image must have an

@@ -1,6 +1,6 @@
 """Seeding and deterministic-mode switches, applied once at the start of every command that computes.
 
-Same config + same seed + same thread count gives byte-identical outputs on the CPU (DESIGN.md, Determinism).
+Same config + same seed + same thread count gives byte-identical outputs on the CPU (README, "Determinism").
 """
 
 from __future__ import annotations

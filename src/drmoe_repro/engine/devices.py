@@ -17,11 +17,13 @@ import fcntl
 import getpass
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 
 def visible_gpus() -> list[str]:
@@ -140,3 +142,22 @@ def torchrun_command(nproc: int, cli_args: list[str]) -> list[str]:
     """The command that re-runs `drmoe-repro <cli_args>` as `nproc` data-parallel processes on one node."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
             "-m", "drmoe_repro", *cli_args]
+
+
+def run_on_claimed_gpus(prof: dict, gpus_needed: int, work: Callable[[], int], cli_args: list[str]) -> int:
+    """Run `work` on GPUs claimed for this run, or right away on a CPU profile or under torchrun.
+
+    A run that needs several GPUs starts torchrun with one process per claimed GPU, each repeating `cli_args`;
+    torchrun inherits the lock descriptors, so the GPUs stay claimed as long as it runs, even if this process dies.
+    """
+    if prof["device"] != "cuda" or under_torchrun():
+        return work()
+    with claim_gpus(gpus_needed, prof.get("runs_per_gpu", 1)) as claim:
+        print(f"{cli_args[0]} on GPU {', '.join(claim.gpus)}", flush=True)
+        if gpus_needed > 1:
+            env = dict(os.environ, CUDA_VISIBLE_DEVICES=",".join(claim.gpus))
+            return subprocess.call(torchrun_command(gpus_needed, cli_args), env=env, pass_fds=claim.handles)
+        import torch
+
+        torch.cuda.set_device(claim.indices[0])
+        return work()

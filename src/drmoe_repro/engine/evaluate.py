@@ -1,4 +1,4 @@
-"""Evaluation of a trained run: writes DESIGN.md's run directory.
+"""Evaluation of a trained run: writes the evaluation files of its run directory (layout.py).
 
 predictions.npz (image_ids, label_names, targets, scores), gates.npz for mixture-of-experts models, metrics.json
 (every metric named with its convention, the label-prior reference), conventions.csv (the same scores under each
@@ -22,6 +22,7 @@ from drmoe_repro.data.transforms import build_eval_transform
 from drmoe_repro.engine.determinism import make_deterministic
 from drmoe_repro.engine.provenance import device_description, git_commit, library_versions
 from drmoe_repro.engine.train import DEFAULT_LOADER_TIMEOUT_S, batches, label_prior, load_trained_model
+from drmoe_repro.layout import CONVENTIONS, GATES, METRICS, PREDICTIONS, RUN_INFO, TRAIN_SUMMARY
 from drmoe_repro.io import load_json, save_json, save_npz, write_text
 
 
@@ -73,12 +74,12 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
 
     image_ids = np.array(index.image_ids, dtype=str)
     label_names = np.array(index.label_names, dtype=str)
-    save_npz(run_dir / "predictions.npz", image_ids=image_ids, label_names=label_names,
+    save_npz(run_dir / PREDICTIONS, image_ids=image_ids, label_names=label_names,
              targets=index.targets, scores=scores, **({} if decisions is None else {"decisions": decisions}))
     if gates is not None:
         n_shared = gates.shape[2] - 1
         expert_names = np.array([f"shared_{j + 1}" for j in range(n_shared)] + ["task"], dtype=str)
-        save_npz(run_dir / "gates.npz", image_ids=image_ids, label_names=label_names,
+        save_npz(run_dir / GATES, image_ids=image_ids, label_names=label_names,
                  expert_names=expert_names, gates=gates)
 
     results = metrics.compute_metrics(scores, index.targets, index.label_names, decisions=decisions)
@@ -89,15 +90,15 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
     prior_metrics = metrics.compute_metrics(prior, index.targets, index.label_names, top_k=None)
     results["reference"] = {"label_prior_mAP": metrics.headline(prior_metrics)["mAP"]}
     results["headline"] = metrics.headline(results)
-    save_json(run_dir / "metrics.json", results)
+    save_json(run_dir / METRICS, results)
     # COCO images without any annotation (kept with keep_unannotated) get their own rows: with and without them.
     unannotated = (index.targets == 1).sum(axis=1) == 0 if cfg["data"]["format"] == "coco" else None
     sensitivity = metrics.convention_sensitivity(scores, index.targets, index.label_names, unannotated_mask=unannotated,
                                                  decisions=decisions)
-    write_text(run_dir / "conventions.csv", sensitivity.to_csv(index=False))
+    write_text(run_dir / CONVENTIONS, metrics.conventions_csv(sensitivity))
 
-    train_summary = load_json(run_dir / "train.json")
-    save_json(run_dir / "run.json", {
+    train_summary = load_json(run_dir / TRAIN_SUMMARY)
+    save_json(run_dir / RUN_INFO, {
         "config": cfg,
         "seed": cfg["seed"],
         "git_commit": git_commit(),

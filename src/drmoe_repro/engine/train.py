@@ -37,6 +37,7 @@ from drmoe_repro.engine.loss_watch import LossWatch, NonFiniteLossError
 from drmoe_repro.engine.ema import ModelEma
 from drmoe_repro.engine.losses import masked_asymmetric_loss
 from drmoe_repro.engine.recipes import build_recipe
+from drmoe_repro.layout import CHECKPOINT, MODEL, TRAIN_SUMMARY
 from drmoe_repro.io import save_json, save_torch
 from drmoe_repro.models.registry import DataInfo, build_model
 
@@ -187,7 +188,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         timeout=timeout or 0,
     )
 
-    checkpoint_path = run_dir / "checkpoint.pt"
+    checkpoint_path = run_dir / CHECKPOINT
     start_epoch, history = 0, []
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)  # names the file and the remedy if it is damaged
@@ -277,8 +278,8 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         },
     }
     if ctx.is_main:
-        save_torch(run_dir / "model.pt", (ema.module if ema is not None else model).state_dict())
-        save_json(run_dir / "train.json", summary)
+        save_torch(run_dir / MODEL, (ema.module if ema is not None else model).state_dict())
+        save_json(run_dir / TRAIN_SUMMARY, summary)
         if not train.get("keep_checkpoint", False):
             checkpoint_path.unlink(missing_ok=True)  # model.pt has the final weights; the rest only served resuming
     return summary
@@ -296,7 +297,7 @@ def load_trained_model(cfg: dict, train_index: Path, run_dir: Path) -> torch.nn.
     if model_cfg.get("label_embedding") == "glove":
         info = DataInfo(info.label_names, info.train_targets, label_vectors=torch.zeros(len(index.label_names), 300))
     model = build_model(cfg["model_name"], model_cfg, info)
-    model.load_state_dict(load_weights(run_dir / "model.pt"))  # strict: every parameter and buffer is replaced
+    model.load_state_dict(load_weights(run_dir / MODEL))  # strict: every parameter and buffer is replaced
     return model
 
 

@@ -34,9 +34,7 @@ Everything is deterministic: fixed seeds, sorted keys, no clocks.
 
 from __future__ import annotations
 
-import itertools
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,22 +78,39 @@ DEFAULT_CONVENTION = {"mAP": "ap=noninterp", "OF1": "thr=0.5,ign=negative", "CF1
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _pearson_rows(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
-    """Pearson correlation of the vector rx with each row of ry ([B, n]); NaN where a row is constant."""
-    x = rx - rx.mean()
-    y = ry - ry.mean(axis=-1, keepdims=True)
-    den = np.sqrt((x * x).sum()) * np.sqrt((y * y).sum(axis=-1))
+def _pearson(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Pearson correlation along `axis` (vectorised for scipy's resamples); NaN where a side is constant."""
+    x = x - x.mean(axis=axis, keepdims=True)
+    y = y - y.mean(axis=axis, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (y @ x) / den
+        return (x * y).sum(axis=axis) / np.sqrt((x * x).sum(axis=axis) * (y * y).sum(axis=axis))
+
+
+def _mean(d: np.ndarray, axis: int = -1) -> np.ndarray:
+    return d.mean(axis=axis)
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return a.mean(axis=axis) - b.mean(axis=axis)
+
+
+def _permutation_p(data: tuple, statistic, permutation_type: str, exact_max: int | None, n: int,
+                   n_permutations: int, seed: int) -> tuple[float, str]:
+    """Two-sided p-value from scipy.stats.permutation_test: every permutation where there are few (`exact_max`
+    observations or fewer), else `n_permutations` from a seeded generator. Returns (p, how)."""
+    exact = exact_max is not None and n <= exact_max
+    result = stats.permutation_test(data, statistic, permutation_type=permutation_type, vectorized=True,
+                                    n_resamples=np.inf if exact else n_permutations, alternative="two-sided",
+                                    random_state=None if exact else np.random.default_rng(seed))
+    how = f"exact ({result.null_distribution.size} {'sign vectors' if permutation_type == 'samples' else 'permutations'})" \
+        if exact else f"permutation ({n_permutations}, seed {seed})"
+    return float(result.pvalue), how
 
 
 def spearman_test(x: Any, y: Any, *, n_permutations: int = N_PERMUTATIONS, seed: int = PERMUTATION_SEED) -> dict:
-    """Spearman's rho of x and y over the pairs where both are finite, with a two-sided permutation p-value.
-
-    p = (1 + #{|rho_perm| >= |rho|}) / (1 + n_perm) for random permutations, or the exact fraction over all
-    permutations when there are at most EXACT_SPEARMAN_MAX_N pairs. NaN rho (and p) when fewer than 3 pairs or
-    one side is constant.
-    """
+    """Spearman's rho of x and y over the pairs where both are finite, with a two-sided permutation p-value
+    (scipy.stats.permutation_test over pairings: every permutation when there are at most EXACT_SPEARMAN_MAX_N pairs,
+    else N_PERMUTATIONS seeded ones). NaN rho (and p) when fewer than 3 pairs or one side is constant."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
@@ -104,24 +119,16 @@ def spearman_test(x: Any, y: Any, *, n_permutations: int = N_PERMUTATIONS, seed:
     if n < 3:
         return result
     rx, ry = stats.rankdata(x[keep]), stats.rankdata(y[keep])
-    rho = float(_pearson_rows(rx, ry[None, :])[0])
+    rho = float(_pearson(rx, ry))
     if not np.isfinite(rho):
         return result
-    if n <= EXACT_SPEARMAN_MAX_N:
-        perms = np.array(list(itertools.permutations(range(n))))
-        method = f"exact ({len(perms)} permutations)"
-    else:
-        rng = np.random.default_rng(seed)
-        perms = np.argsort(rng.random((n_permutations, n)), axis=1)
-        method = f"permutation ({n_permutations}, seed {seed})"
-    null = _pearson_rows(rx, ry[perms])
-    extreme = np.count_nonzero(np.abs(null) >= abs(rho) - 1e-12)
-    p = extreme / len(perms) if n <= EXACT_SPEARMAN_MAX_N else (1 + extreme) / (1 + len(perms))
-    return {"rho": rho, "p_value": float(p), "n": n, "method": method}
+    p, method = _permutation_p((rx, ry), _pearson, "pairings", EXACT_SPEARMAN_MAX_N, n, n_permutations, seed)
+    return {"rho": rho, "p_value": p, "n": n, "method": method}
 
 
 def sign_flip_test(diffs: Any, *, n_permutations: int = N_PERMUTATIONS, seed: int = PERMUTATION_SEED) -> dict:
-    """Mean of the finite paired differences and a two-sided sign-flip permutation p-value (exact for n <= 16)."""
+    """Mean of the finite paired differences and a two-sided sign-flip p-value (scipy.stats.permutation_test over
+    the signs; exact for n <= EXACT_SIGNFLIP_MAX_N)."""
     d = np.asarray(diffs, dtype=np.float64)
     d = d[np.isfinite(d)]
     n = int(d.size)
@@ -129,16 +136,8 @@ def sign_flip_test(diffs: Any, *, n_permutations: int = N_PERMUTATIONS, seed: in
            "n_negative": int((d < 0).sum()), "p_value": float("nan"), "method": "none"}
     if n == 0 or not np.any(d):
         return out
-    if n <= EXACT_SIGNFLIP_MAX_N:
-        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)  # [2^n, n] every sign vector
-        method = f"exact ({2**n} sign vectors)"
-    else:
-        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_permutations, n))
-        method = f"sign flips ({n_permutations}, seed {seed})"
-    null = (signs * d).mean(axis=1)
-    extreme = np.count_nonzero(np.abs(null) >= abs(d.mean()) - 1e-12)
-    p = extreme / len(signs) if n <= EXACT_SIGNFLIP_MAX_N else (1 + extreme) / (1 + len(signs))
-    out.update(p_value=float(p), method=method)
+    p, method = _permutation_p((d,), _mean, "samples", EXACT_SIGNFLIP_MAX_N, n, n_permutations, seed)
+    out.update(p_value=p, method=method.replace("permutation (", "sign flips ("))
     return out
 
 
@@ -315,19 +314,16 @@ def _bicycle_person(targets: np.ndarray, names: list[str], runs: dict, seeds: li
 
 def permutation_two_sample(a: Any, b: Any, *, n_permutations: int = N_PERMUTATIONS,
                            seed: int = PERMUTATION_SEED) -> float:
-    """Two-sided permutation p-value of mean(a) - mean(b); NaN if either sample is empty or all values are equal."""
+    """Two-sided permutation p-value of mean(a) - mean(b) (scipy.stats.permutation_test, independent samples);
+    NaN if either sample has fewer than two values (scipy's minimum) or all values are equal."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.size == 0 or b.size == 0:
+    if a.size < 2 or b.size < 2:
         return float("nan")
     pooled = np.concatenate([a, b])
     if np.all(pooled == pooled[0]):
         return float("nan")
-    observed = abs(a.mean() - b.mean())
-    rng = np.random.default_rng(seed)
-    perms = np.argsort(rng.random((n_permutations, pooled.size)), axis=1)
-    shuffled = pooled[perms]  # [B, n]
-    null = np.abs(shuffled[:, : a.size].mean(axis=1) - shuffled[:, a.size:].mean(axis=1))
-    return float((1 + np.count_nonzero(null >= observed - 1e-12)) / (1 + n_permutations))
+    p, _ = _permutation_p((a, b), _mean_difference, "independent", None, pooled.size, n_permutations, seed)
+    return p
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -551,25 +547,3 @@ def run_all(config: dict, profile: str, *, n_resamples: int = N_BOOTSTRAP) -> di
         "seed_intervals": seed_intervals(config, profile),
         "bootstrap": {d: bootstrap_comparison(config, profile, d, n_resamples=n_resamples) for d in datasets},
     }
-
-
-def to_jsonable(value: Any) -> Any:
-    """DataFrames to records (index kept as a column), recursively; what results/<profile>/analysis.json holds."""
-    if isinstance(value, pd.DataFrame):
-        frame = value.reset_index() if value.index.name is not None else value
-        return [{str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return round(value, 10) if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value

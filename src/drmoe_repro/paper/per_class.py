@@ -11,14 +11,12 @@ The per-class helpers here (`per_class_ap`, `per_class_summary`) also serve Fig.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from drmoe_repro import metrics
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import BASELINE, PER_CLASS_TABLE, PREDICTIONS, PROPOSED  # noqa: F401  (re-exported)
+from drmoe_repro.layout import BASELINE, PER_CLASS_TABLE, PREDICTIONS, PROPOSED
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.deviations import MEASURED, deviations, measured_status
 from drmoe_repro.paper.runs import missing_status, read_runs

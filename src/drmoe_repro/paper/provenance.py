@@ -46,7 +46,6 @@ def findings() -> list[dict]:
     for entry in entries():
         table, system, paper = entry["table"], entry["system"], entry["paper_value"]
         ours = next(r for r in table_claims(table)["rows"] if r["system"] == "drmoe")
-        where = f"Table {table}, {system}"
         setup = entry.get("setup") or {}
         same = entry.get("same_setup_as_drmoe") or {}
         if same.get("value") is False:

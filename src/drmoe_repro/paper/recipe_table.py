@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from drmoe_repro.config import profile_of
-from drmoe_repro.layout import RECIPE_TABLE as TABLE, recipe_pairs, recipe_runs  # noqa: F401  (re-exported)
+from drmoe_repro.layout import RECIPE_TABLE as TABLE, recipe_pairs
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.deviations import deviations, is_measured, measured_status
 from drmoe_repro.paper.runs import missing_status, read_runs

@@ -17,7 +17,7 @@ import pandas as pd
 
 from drmoe_repro.config import profile_of
 from drmoe_repro.io import write_text
-from drmoe_repro.layout import EXTRA_ROWS, METRIC_TABLES, METRICS, table_rows  # noqa: F401  (EXTRA_ROWS: re-exported)
+from drmoe_repro.layout import METRICS, table_rows
 from drmoe_repro.paper.claims import table_claims
 from drmoe_repro.paper.deviations import deviations, measured_status
 from drmoe_repro.paper.runs import read_runs
