@@ -159,6 +159,7 @@ def test_two_process_ddp_agrees_with_one_process(tiny_run, tmp_path):
     assert difference < 0.05, difference
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_its_tiny_configuration(tmp_path):
     out = tmp_path / "bench.csv"
     result = subprocess.run(
@@ -171,6 +172,7 @@ def test_throughput_benchmark_runs_its_tiny_configuration(tmp_path):
     assert (table["images_per_s"] > 0).all() and (table["gflop_per_image"] > 0).all()
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_concurrent_runs_and_the_naive_comparison(tmp_path):
     """Two runs side by side through the real data path (JPEG files), fused Adam, and the naive eager reference."""
     out = tmp_path / "bench.csv"
@@ -186,6 +188,7 @@ def test_throughput_benchmark_runs_concurrent_runs_and_the_naive_comparison(tmp_
     assert row["speedup"] == pytest.approx(row["images_per_s"] / row["naive_images_per_s"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_slurm_profile_gives_a_valid_plan_for_the_paper_profile():
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "--config", "profile=paper",
@@ -197,6 +200,7 @@ def test_slurm_profile_gives_a_valid_plan_for_the_paper_profile():
     assert "gpu=1" in out
 
 
+@pytest.mark.slow
 def test_slurm_plan_gives_training_its_gpus_and_evaluation_one(tmp_path):
     """gpus_per_run: 2 makes each training job ask for 2 GPUs (it then runs torchrun), each evaluation for 1."""
     override = tmp_path / "two_gpus.yaml"
