@@ -2,6 +2,7 @@
 # Thin by design: every step is one command of the package (`python -m drmoe_repro STEP`); this file only wires
 # them. Select a profile with `--config profile=paper` after the targets, change anything else with
 # `--configfile mine.yaml` (deep-merged over workflow/config.yaml); the demo profile is the default.
+import os
 import sys
 from pathlib import Path
 
@@ -21,8 +22,15 @@ from drmoe_repro.config import prepare_planned_config, write_planned_config
 
 # Typed (nested --config values arrive as strings) and validated before anything is planned.
 prepare_planned_config(config, source="workflow/config.yaml with the --configfile/--config given")
-# Every job reads exactly the config planned with here, from a file named by its content.
-PLANNED_CONFIG = str(write_planned_config(config))
+# Every job reads exactly the config planned with here, from a file named by its content (workflow/rules/common.smk).
+os.environ["DRMOE_PLANNED_CONFIG"] = str(write_planned_config(config))
+
+
+# Passed on to cluster jobs with the rest of the environment they need.
+envvars:
+    "DRMOE_PLANNED_CONFIG",
+
+
 # The profiles as shipped: a run whose settings differ from its profile here is marked as deviating.
 REFERENCE_CONFIG = "workflow/config.yaml"
 

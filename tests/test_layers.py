@@ -103,3 +103,22 @@ def test_a_dry_run_of_the_paper_profile_parses_without_torch_in_seconds(tmp_path
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "fetch" in result.stdout and "train" in result.stdout
     assert elapsed < 10, f"the paper profile's full dry run took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["table", "--help"], ["plan", "--help"], ["dvc", "--help"]],
+                         ids=" ".join)
+def test_steps_that_need_no_torch_do_not_import_it(argv, tmp_path):
+    """Each pipeline job is a new process: the CLI imports only the module of the step it runs (a table job then
+    starts in under a second instead of loading torch, torchvision and matplotlib for nothing)."""
+    result = subprocess.run([sys.executable, "-m", "drmoe_repro", *argv], env=_poisoned_env(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage: drmoe-repro" in result.stdout
+
+
+@pytest.mark.parametrize("profile", ["demo", "paper"])
+def test_snakemake_lint_is_clean(profile, tmp_path):
+    clone = copy_project(tmp_path / "clone")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--config", f"profile={profile}"],
+                            cwd=clone, env=_poisoned_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Lints for" not in result.stdout + result.stderr, result.stdout[-3000:]

@@ -10,22 +10,26 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Iterable
 
-# Subcommand name -> module in drmoe_repro.commands, in pipeline order (the order --help lists them in).
+# Subcommand -> (module in drmoe_repro.commands, one-line summary for `drmoe-repro --help`), in pipeline order.
+# The summaries live here so that the top-level help, and every step, imports only the module of the step it runs:
+# a table job then never imports torch, and a training job never imports matplotlib (each job is a new process).
 COMMANDS = {
-    "fetch": "fetch",
-    "prepare": "prepare",
-    "train": "train",
-    "evaluate": "evaluate",
-    "table": "table",
-    "report": "report",
-    "metrics": "metrics",
-    "plan": "plan",
-    "dvc": "dvc",
+    "fetch": ("fetch", "download, verify and unpack one data asset, or generate the demo data"),
+    "prepare": ("prepare", "build a data set's label index from its annotation files"),
+    "train": ("train", "train one (data set, system, seed) run"),
+    "evaluate": ("evaluate", "score a trained run on its test split"),
+    "table": ("table", "write one table (1-6, recipes, ablations) from the evaluated runs"),
+    "report": ("report", "write reports/paper_tables.md and the figures from the tables and runs"),
+    "metrics": ("metrics", "re-score a predictions.npz under chosen metric conventions"),
+    "plan": ("plan", "print what a target will cost before it runs"),
+    "dvc": ("dvc", "rewrite the generated run list of dvc.yaml from the config"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(configured: Iterable[str] = tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The CLI's parser; only the subcommands in `configured` import their module and get their options."""
     parser = argparse.ArgumentParser(
         prog="drmoe-repro",
         description="Reproducibility suite for DR-MoE (Dynamic Routing Mixture of Experts) multi-label "
@@ -34,16 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`drmoe-repro SUBCOMMAND --help` explains each step's options.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"drmoe_repro.commands.{module_name}")
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
-        module.configure_parser(sub)
-        sub.set_defaults(_run=module.run)
+    for name, (module_name, summary) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=summary, description=summary)
+        if name in configured:
+            module = importlib.import_module(f"drmoe_repro.commands.{module_name}")
+            sub.description = module.HELP
+            module.configure_parser(sub)
+            sub.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The top-level parser has no options but --help, so a subcommand, if any, is the first argument.
+    args = build_parser(argv[:1]).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:

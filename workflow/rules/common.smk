@@ -24,9 +24,11 @@ from drmoe_repro.layout import (
 
 PROFILE = config["profile"]
 ENV = "../../envs/drmoe.yaml"
-# Every job calls the package's CLI as `PYTHONPATH=src python -m drmoe_repro STEP --config {PLANNED_CONFIG} ...`:
-# src/ on the path serves the project venv and `--sdm conda` alike. The planned config's path is named in each
-# shell command, not in `params`, so that a config change reruns only the jobs whose own inputs or signature change.
+# Every job calls the package's CLI as `PYTHONPATH=src python -m drmoe_repro STEP --config $DRMOE_PLANNED_CONFIG ...`:
+# src/ on the path serves the project venv and `--sdm conda` alike. The planned config's path reaches the jobs
+# through the environment (the Snakefile sets it, and every cluster job re-parses the Snakefile), not `params`:
+# its name changes with any config change, and as a param it would rerun every job, not only those whose own
+# inputs or signature change.
 RUN = "results/{profile}/runs/{dataset}/{system}/seed{seed}/"
 
 

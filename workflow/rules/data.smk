@@ -7,10 +7,12 @@ rule fetch:
         str(fetch_marker(profile_of(config, PROFILE), "{asset}")),
     log:
         str(log_path(PROFILE, "fetch", "{asset}")),
+    params:
+        profile=PROFILE,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro fetch --config {PLANNED_CONFIG} --profile {PROFILE} --asset {wildcards.asset} "
+        "PYTHONPATH=src python -m drmoe_repro fetch --config $DRMOE_PLANNED_CONFIG --profile {params.profile} --asset {wildcards.asset} "
         "--no-progress 2>&1 | tee {log}"
 
 
@@ -27,5 +29,5 @@ rule prepare:
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro prepare --config {PLANNED_CONFIG} --profile {wildcards.profile} "
+        "PYTHONPATH=src python -m drmoe_repro prepare --config $DRMOE_PLANNED_CONFIG --profile {wildcards.profile} "
         "--dataset {wildcards.dataset} 2>&1 | tee {log}"

@@ -28,8 +28,9 @@ rule report:
         str(log_path(PROFILE, "report", "report")),
     params:
         profile=PROFILE,
+        reference=REFERENCE_CONFIG,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro report --config {PLANNED_CONFIG} --profile {PROFILE} "
-        "--reference-config {REFERENCE_CONFIG} 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro report --config $DRMOE_PLANNED_CONFIG --profile {params.profile} "
+        "--reference-config {params.reference} 2>&1 | tee {log}"

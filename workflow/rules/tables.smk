@@ -13,8 +13,9 @@ rule table:
     params:
         # Switching profiles rewrites the tables even though no input file changed.
         profile=PROFILE,
+        reference=REFERENCE_CONFIG,
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro table --config {PLANNED_CONFIG} --profile {PROFILE} "
-        "--reference-config {REFERENCE_CONFIG} --table {wildcards.stem} --out {output} 2>&1 | tee {log}"
+        "PYTHONPATH=src python -m drmoe_repro table --config $DRMOE_PLANNED_CONFIG --profile {params.profile} "
+        "--reference-config {params.reference} --table {wildcards.stem} --out {output} 2>&1 | tee {log}"

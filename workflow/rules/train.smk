@@ -18,7 +18,7 @@ rule train:
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro train --config {PLANNED_CONFIG} --profile {wildcards.profile} "
+        "PYTHONPATH=src python -m drmoe_repro train --config $DRMOE_PLANNED_CONFIG --profile {wildcards.profile} "
         "--dataset {wildcards.dataset} --system {wildcards.system} --seed {wildcards.seed} --no-progress 2>&1 | tee {log}"
 
 
@@ -41,5 +41,5 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "PYTHONPATH=src python -m drmoe_repro evaluate --config {PLANNED_CONFIG} --profile {wildcards.profile} "
+        "PYTHONPATH=src python -m drmoe_repro evaluate --config $DRMOE_PLANNED_CONFIG --profile {wildcards.profile} "
         "--dataset {wildcards.dataset} --system {wildcards.system} --seed {wildcards.seed} --no-progress 2>&1 | tee {log}"

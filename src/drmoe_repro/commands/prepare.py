@@ -10,7 +10,7 @@ from drmoe_repro.layout import index_path
 from drmoe_repro.data.prepare import prepare_dataset
 
 HELP = ("Build results/<profile>/index/<dataset>/{train,test}.npz from the data set's annotation files "
-        "(VOC ImageSets or COCO JSON); on the demo profile, generate the embedded demo data set first.")
+        "(VOC ImageSets or COCO JSON) where `fetch` put them, checking every image as training will read it.")
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
