@@ -274,6 +274,8 @@ def test_spearman_exact_and_permutation():
     assert np.isnan(an.spearman_test([1, 2], [1, 2])["rho"])
     flip = an.sign_flip_test([0.1, 0.2, 0.3])
     assert flip["p_value"] == pytest.approx(2 / 8)
+    one = an.sign_flip_test([0.4])  # a single label (tiny subsets): a mean, no test
+    assert one["mean_diff"] == pytest.approx(0.4) and one["n"] == 1 and np.isnan(one["p_value"])
     assert an.permutation_two_sample([1.0, 1.1, 1.2, 1.3], [0.0, 0.1, 0.2, 0.3]) < 0.05
     assert np.isnan(an.permutation_two_sample([1.0], []))
 

@@ -128,13 +128,14 @@ def spearman_test(x: Any, y: Any, *, n_permutations: int = N_PERMUTATIONS, seed:
 
 def sign_flip_test(diffs: Any, *, n_permutations: int = N_PERMUTATIONS, seed: int = PERMUTATION_SEED) -> dict:
     """Mean of the finite paired differences and a two-sided sign-flip p-value (scipy.stats.permutation_test over
-    the signs; exact for n <= EXACT_SIGNFLIP_MAX_N)."""
+    the signs; exact for n <= EXACT_SIGNFLIP_MAX_N). NaN p with fewer than two differences (scipy's minimum; one
+    difference could not be significant anyway: its two sign vectors give p = 1) or all of them zero."""
     d = np.asarray(diffs, dtype=np.float64)
     d = d[np.isfinite(d)]
     n = int(d.size)
     out = {"n": n, "mean_diff": float(d.mean()) if n else float("nan"), "n_positive": int((d > 0).sum()),
            "n_negative": int((d < 0).sum()), "p_value": float("nan"), "method": "none"}
-    if n == 0 or not np.any(d):
+    if n < 2 or not np.any(d):
         return out
     p, method = _permutation_p((d,), _mean, "samples", EXACT_SIGNFLIP_MAX_N, n, n_permutations, seed)
     out.update(p_value=p, method=method.replace("permutation (", "sign flips ("))
