@@ -70,6 +70,7 @@ def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
+@pytest.mark.slow  # training subprocesses
 def test_kill_9_mid_epoch_then_resume_gives_byte_identical_predictions(tiny_run, tmp_path):
     folder, _ = tiny_run
     _finish(_driver(folder, tmp_path / "straight"))
@@ -163,6 +164,7 @@ def test_global_batches_are_split_across_processes_without_loss_or_overlap():
     assert sorted(flattened) == list(range(37))
 
 
+@pytest.mark.slow  # training subprocesses
 def test_two_process_ddp_agrees_with_one_process(tiny_run, tmp_path):
     """gloo DDP on 2 CPU processes sees the same global batches; BatchNorm statistics per half-batch and the
     per-process loss normalisation make it differ slightly: mean |score difference| must stay below 0.05."""
