@@ -30,7 +30,8 @@ all: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The quick loop: everything but the tests marked slow (pipeline runs, training subprocesses, benchmarks, SLURM dry runs).
+# The quick loop: everything but the tests marked slow (pipeline runs, training subprocesses, benchmarks,
+# SLURM dry runs).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 

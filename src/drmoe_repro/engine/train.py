@@ -162,6 +162,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
     optimizer, scheduler = recipe.optimizer, recipe.scheduler
     ema = ModelEma(model, recipe.ema_decay) if recipe.ema_decay is not None else None
     eval_every = train.get("eval_every", 0)
+    keep_checkpoint = train.get("keep_checkpoint", False)
     test = LabelIndex.load(test_index) if eval_every and test_index is not None else None
     step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if ctx.enabled else model
@@ -246,17 +247,17 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
             scheduler.step()
         mean_loss = torch.stack(losses).mean().item() if losses else math.nan
         history.append({"epoch": epoch + 1, "mean_loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]})
-        if test is not None and ctx.is_main and ((epoch + 1) % eval_every == 0 or epoch + 1 == train["epochs"]):
+        last_epoch = epoch + 1 == train["epochs"]
+        if test is not None and ctx.is_main and ((epoch + 1) % eval_every == 0 or last_epoch):
             # Recorded, never used to pick the checkpoint: the evaluated one is the last epoch's.
             history[-1]["test_mAP"] = _test_map(ema.module if ema is not None else model, test, cfg, device)
-        last_epoch = epoch + 1 == train["epochs"]
         if ctx.is_main:
             print(f"{cfg['system']}/{cfg['dataset']} seed {seed}: epoch {epoch + 1}/{train['epochs']} "
                   f"mean loss {mean_loss:.4f}", flush=True)
         # After the last epoch model.pt is written next and the checkpoint would only be deleted (a crash before
         # model.pt resumes from the epoch before and retrains the last one, with the same bytes): not written, which
         # spares the paper profile a write of up to 2.3 GB per run (see `drmoe-repro plan`).
-        if ctx.is_main and (not last_epoch or train.get("keep_checkpoint", False)):
+        if ctx.is_main and (not last_epoch or keep_checkpoint):
             save_checkpoint(checkpoint_path, {
                 "config": repr(cfg),
                 "epoch": epoch + 1,
@@ -285,7 +286,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
     if ctx.is_main:
         save_torch(run_dir / MODEL, (ema.module if ema is not None else model).state_dict())
         save_json(run_dir / TRAIN_SUMMARY, summary)
-        if not train.get("keep_checkpoint", False):
+        if not keep_checkpoint:
             checkpoint_path.unlink(missing_ok=True)  # model.pt has the final weights; the rest only served resuming
     return summary
 
