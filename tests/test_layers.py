@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from project import ROOT, copy_project, tool_env
 
@@ -105,8 +106,8 @@ def test_a_dry_run_of_the_paper_profile_parses_without_torch_in_seconds(tmp_path
     assert elapsed < 10, f"the paper profile's full dry run took {elapsed:.1f} s"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["table", "--help"], ["plan", "--help"], ["dvc", "--help"]],
-                         ids=" ".join)
+@pytest.mark.parametrize("argv", [["--help"], ["fetch", "--help"], ["table", "--help"], ["plan", "--help"],
+                                  ["dvc", "--help"]], ids=" ".join)
 def test_steps_that_need_no_torch_do_not_import_it(argv, tmp_path):
     """Each pipeline job is a new process: the CLI imports only the module of the step it runs (a table job then
     starts in under a second instead of loading torch, torchvision and matplotlib for nothing)."""
@@ -114,6 +115,18 @@ def test_steps_that_need_no_torch_do_not_import_it(argv, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage: drmoe-repro" in result.stdout
+
+
+def test_fetch_generates_the_demo_data_without_torch(tmp_path):
+    """A fetch job downloads, unpacks or generates data: none of it needs torch (it took 4 s of imports a job)."""
+    config = yaml.safe_load((ROOT / "workflow" / "config.yaml").read_text())
+    config["profiles"]["demo"]["datasets"]["voc"]["demo_images"] = {"train": 6, "test": 4}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, "-m", "drmoe_repro", "fetch", "--config", "config.yaml", "--asset",
+                             "demo_voc"], cwd=tmp_path, env=_poisoned_env(tmp_path), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list(tmp_path.glob("results/demo/data/**/JPEGImages/*.jpg"))) == 10
 
 
 @pytest.mark.parametrize("profile", ["demo", "paper"])

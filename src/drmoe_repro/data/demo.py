@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from drmoe_repro.data.voc import VOC_CLASSES
+from drmoe_repro.data.voc_classes import VOC_CLASSES
 from drmoe_repro.io import dumps_json, load_json, save_json, write_text
 
 # Bump when the generator's output changes, so existing demo folders are regenerated.

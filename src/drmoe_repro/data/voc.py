@@ -23,30 +23,7 @@ import numpy as np
 
 from drmoe_repro.data.images import DatasetFormatError, verify_images
 from drmoe_repro.data.index import IGNORED, NEGATIVE, POSITIVE, LabelIndex
-
-# The 20 VOC classes in the devkit's (alphabetical) order; the label order of every VOC table.
-VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-)
+from drmoe_repro.data.voc_classes import VOC_CLASSES
 
 # ImageSets value -> LabelIndex target.
 _VOC_TO_TARGET = {1: POSITIVE, -1: NEGATIVE, 0: IGNORED}
