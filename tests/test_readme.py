@@ -8,6 +8,7 @@ show` lines need results: tests/test_pipeline.py runs them on the pipeline's out
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 import subprocess
@@ -94,3 +95,36 @@ def test_a_target_after_config_fails_here_as_it_does_for_users(clone):
     command = dry_form(["snakemake", "--cores", "all", "--config", "profile=paper", "results/table1.csv"])
     result = subprocess.run(command, cwd=clone, env=tool_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "results/table1.csv" in result.stdout + result.stderr
+
+
+INLINE_COMMAND = re.compile(r"`(?:PYTHONPATH=src )?(?:drmoe-repro|python -m drmoe_repro) ([^`]*)`")
+
+
+def inline_command_errors(text: str) -> list[str]:
+    """What is wrong with each `drmoe-repro SUBCOMMAND --option ...` the prose names: an unknown subcommand or an
+    option the subcommand does not take. (Prose names commands without their required arguments, so the words are
+    checked one by one instead of parsed.)"""
+    from drmoe_repro.cli import COMMANDS, build_parser
+
+    subparsers = next(a for a in build_parser()._actions
+                      if isinstance(a, argparse._SubParsersAction))
+    errors = []
+    for words in (match.split() for match in INLINE_COMMAND.findall(text)):
+        if not words or words[0] not in COMMANDS:
+            errors.append(f"`{' '.join(words)}`: no such subcommand (drmoe-repro has {', '.join(COMMANDS)})")
+            continue
+        options = subparsers.choices[words[0]]._option_string_actions
+        errors += [f"`{' '.join(words)}`: {words[0]} has no option {word}" for word in words[1:]
+                   if word.startswith("--") and word.split("=")[0] not in options]
+    return errors
+
+
+def test_commands_named_in_the_readmes_prose_exist_with_those_options():
+    assert INLINE_COMMAND.findall(README.read_text(encoding="utf-8")), "the README names no drmoe-repro command"
+    assert inline_command_errors(README.read_text(encoding="utf-8")) == []
+
+
+def test_the_prose_check_finds_a_removed_option():
+    """The check can fail: the option the README named after it had moved to its own subcommand."""
+    assert inline_command_errors("run `python -m drmoe_repro report --write-dvc-runs`, then `drmoe-repro dvc`.") == [
+        "`report --write-dvc-runs`: report has no option --write-dvc-runs"]
