@@ -27,13 +27,17 @@ demo: $(STAMP)
 all: $(STAMP)
 	$(BIN)/snakemake --cores all
 
+# One pytest worker per core (pytest-xdist); --dist loadfile keeps a module's tests, and so its fixtures (the two
+# end-to-end builds), in one worker. tests/conftest.py collects those two modules first, so that they run side by side.
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 # The quick loop: everything but the tests marked slow (pipeline runs, training subprocesses, benchmarks,
 # SLURM dry runs).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

@@ -75,3 +75,12 @@ def standin_resnet101(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def standin_glove(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`realformat.glove_zip`: glove.6B.zip with vectors for every COCO and VOC class-name token."""
     return realformat.glove_zip(tmp_path_factory.mktemp("standin_glove"))
+
+
+# The two end-to-end modules take most of the suite's time. Collected first, they start at once on two workers under
+# `pytest -n` (make test), and the rest of the suite fills the gaps around them.
+LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: the order within each group is kept
