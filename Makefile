@@ -27,9 +27,10 @@ demo: $(STAMP)
 all: $(STAMP)
 	$(BIN)/snakemake --cores all
 
-# One pytest worker per core (pytest-xdist); --dist loadfile keeps a module's tests, and so its fixtures (the two
-# end-to-end builds), in one worker. tests/conftest.py collects those two modules first, so that they run side by side.
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+# One pytest worker per core (pytest-xdist), at most 4: each loads torch and may start training jobs, and more gain
+# nothing once the two end-to-end builds run side by side (tests/conftest.py collects them first). --dist loadfile
+# keeps a module's tests, and so its fixtures (those builds), in one worker.
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 test: $(STAMP)
 	$(PYTEST)
