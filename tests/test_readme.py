@@ -106,8 +106,7 @@ def inline_command_errors(text: str) -> list[str]:
     checked one by one instead of parsed.)"""
     from drmoe_repro.cli import COMMANDS, build_parser
 
-    subparsers = next(a for a in build_parser()._actions
-                      if isinstance(a, argparse._SubParsersAction))
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     errors = []
     for words in (match.split() for match in INLINE_COMMAND.findall(text)):
         if not words or words[0] not in COMMANDS:
