@@ -106,8 +106,8 @@ def test_a_dry_run_of_the_paper_profile_parses_without_torch_in_seconds(tmp_path
     assert elapsed < 10, f"the paper profile's full dry run took {elapsed:.1f} s"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["fetch", "--help"], ["table", "--help"], ["plan", "--help"],
-                                  ["dvc", "--help"]], ids=" ".join)
+@pytest.mark.parametrize("argv", [["--help"], ["fetch", "--help"], ["prepare", "--help"], ["table", "--help"],
+                                  ["plan", "--help"], ["dvc", "--help"]], ids=" ".join)
 def test_steps_that_need_no_torch_do_not_import_it(argv, tmp_path):
     """Each pipeline job is a new process: the CLI imports only the module of the step it runs (a table job then
     starts in under a second instead of loading torch, torchvision and matplotlib for nothing)."""
@@ -117,16 +117,20 @@ def test_steps_that_need_no_torch_do_not_import_it(argv, tmp_path):
     assert "usage: drmoe-repro" in result.stdout
 
 
-def test_fetch_generates_the_demo_data_without_torch(tmp_path):
-    """A fetch job downloads, unpacks or generates data: none of it needs torch (it took 4 s of imports a job)."""
+def test_fetch_and_prepare_make_the_demo_data_and_its_index_without_torch(tmp_path):
+    """A fetch job downloads, unpacks or generates data, and a prepare job reads annotations and checks image files
+    by their bytes: neither needs torch (each took 4 to 5 s of imports a job)."""
     config = yaml.safe_load((ROOT / "workflow" / "config.yaml").read_text())
     config["profiles"]["demo"]["datasets"]["voc"]["demo_images"] = {"train": 6, "test": 4}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "drmoe_repro", "fetch", "--config", "config.yaml", "--asset",
-                             "demo_voc"], cwd=tmp_path, env=_poisoned_env(tmp_path), capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    env = _poisoned_env(tmp_path)
+    for step in (["fetch", "--asset", "demo_voc"], ["prepare", "--dataset", "voc"]):
+        result = subprocess.run([sys.executable, "-m", "drmoe_repro", step[0], "--config", "config.yaml", *step[1:]],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-2000:]
     assert len(list(tmp_path.glob("results/demo/data/**/JPEGImages/*.jpg"))) == 10
+    assert "6 training and 4 test images, 20 labels" in result.stdout
+    assert (tmp_path / "results/demo/index/voc/train.npz").is_file()
 
 
 @pytest.mark.parametrize("profile", ["demo", "paper"])

@@ -12,12 +12,8 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_image, read_file
 
 from drmoe_repro.data.coco import load_coco
-from drmoe_repro.data.images import (
-    CorruptImageError,
-    DatasetFormatError,
-    file_problem,
-    read_rgb,
-)
+from drmoe_repro.data.image_files import CorruptImageError, DatasetFormatError, file_problem
+from drmoe_repro.data.images import read_rgb
 from drmoe_repro.data.voc import VOC_CLASSES, load_voc
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools.coco import COCO
 
-from drmoe_repro.data.images import DatasetFormatError, verify_images
+from drmoe_repro.data.image_files import DatasetFormatError, verify_images
 from drmoe_repro.data.index import NEGATIVE, POSITIVE, LabelIndex
 
 COCO_SPLITS = ("train2014", "val2014")
@@ -64,7 +64,7 @@ def load_coco(
 
     Annotations are read from `coco_root/annotations/`, images from `images_root/<split>/` (default: `coco_root`,
     the archives' own layout; they differ when the image and annotation archives sit in different folders).
-    `check_images` runs the reader's acceptance check (images.file_problem) on every image; without it, only
+    `check_images` runs the reader's acceptance check (image_files.file_problem) on every image; without it, only
     that each exists.
     """
     coco_root = Path(coco_root)

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from drmoe_repro.data.images import decode_rgb, read_image_bytes, read_rgb
+from drmoe_repro.data.image_files import read_image_bytes
+from drmoe_repro.data.images import decode_rgb, read_rgb
 from drmoe_repro.data.index import IGNORED, POSITIVE, LabelIndex
 
 # How VOC "difficult" labels (-1 in the index) enter the training loss; they are always ignored in AP.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from drmoe_repro.config import expected_counts
 from drmoe_repro.data import coco, voc
-from drmoe_repro.data.images import DatasetFormatError
+from drmoe_repro.data.image_files import DatasetFormatError
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.locations import asset_locations
 from drmoe_repro.layout import dataset_assets

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drmoe_repro.data.images import DatasetFormatError, verify_images
+from drmoe_repro.data.image_files import DatasetFormatError, verify_images
 from drmoe_repro.data.index import IGNORED, NEGATIVE, POSITIVE, LabelIndex
 from drmoe_repro.data.voc_classes import VOC_CLASSES
 
@@ -82,7 +82,7 @@ def _objects_in_annotation(path: Path) -> list[tuple[str, bool]]:
 def load_voc(voc_root: str | Path, image_set: str, *, check_images: bool = True) -> LabelIndex:
     """Read one VOC 2007 image set ("trainval", "test", "train", "val") into a `LabelIndex`.
 
-    `check_images` runs the reader's acceptance check (images.file_problem) on every image; without it, only
+    `check_images` runs the reader's acceptance check (image_files.file_problem) on every image; without it, only
     that each exists.
     Image ids are the VOC ids ("000005") in the order of `ImageSets/Main/<image_set>.txt`.
     """
