@@ -119,8 +119,9 @@ def inline_command_errors(text: str) -> list[str]:
 
 
 def test_commands_named_in_the_readmes_prose_exist_with_those_options():
-    assert INLINE_COMMAND.findall(README.read_text(encoding="utf-8")), "the README names no drmoe-repro command"
-    assert inline_command_errors(README.read_text(encoding="utf-8")) == []
+    text = README.read_text(encoding="utf-8")
+    assert INLINE_COMMAND.findall(text), "the README names no drmoe-repro command"
+    assert inline_command_errors(text) == []
 
 
 def test_the_prose_check_finds_a_removed_option():
