@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import multiprocessing
 import statistics
 import sys
@@ -232,9 +233,10 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
             "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"]}
 
 
-def _concurrent_run(name, args, variant, device_name, folder, barrier, results, rank):
+def _concurrent_run(name, args, variant, device_name, folder, barrier, rank):
     set_up_torch(args)  # a spawned process starts with torch's defaults
-    results[rank] = timed_steps(name, args, variant, torch.device(device_name), Path(folder), barrier)
+    result = timed_steps(name, args, variant, torch.device(device_name), Path(folder), barrier)
+    (Path(folder) / f"concurrent-{rank}.json").write_text(json.dumps(result))
 
 
 def measure(name, args, variant: Variant, device, folder: Path, runs: int = 1) -> dict:
@@ -242,21 +244,22 @@ def measure(name, args, variant: Variant, device, folder: Path, runs: int = 1) -
     if runs == 1:
         result = timed_steps(name, args, variant, device, folder)
         return {**result, "images_per_s": args.batch / result["step_s"]}
+    # Each run writes its result to the temporary folder: no Manager, whose server would be one more spawned
+    # process importing torch.
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with context.Manager() as manager:
-        barrier, results = manager.Barrier(runs), manager.dict()
-        processes = [context.Process(target=_concurrent_run,
-                                     args=(name, args, variant, str(device), str(folder), barrier, results, rank))
-                     for rank in range(runs)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-        failed = [rank for rank, process in enumerate(processes) if process.exitcode != 0]
-        if failed:
-            raise RuntimeError(f"concurrent runs {failed} of {name} failed (exit codes "
-                               f"{[processes[r].exitcode for r in failed]})")
-        parts = [results[rank] for rank in range(runs)]
+    barrier = context.Barrier(runs)
+    processes = [context.Process(target=_concurrent_run,
+                                 args=(name, args, variant, str(device), str(folder), barrier, rank))
+                 for rank in range(runs)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join()
+    failed = [rank for rank, process in enumerate(processes) if process.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"concurrent runs {failed} of {name} failed (exit codes "
+                           f"{[processes[r].exitcode for r in failed]})")
+    parts = [json.loads((folder / f"concurrent-{rank}.json").read_text()) for rank in range(runs)]
     start = min(part["window"][0] for part in parts)
     end = max(part["window"][1] for part in parts)
     return {**parts[0], "step_s": statistics.median(part["step_s"] for part in parts),

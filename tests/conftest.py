@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from drmoe_repro.data.demo import write_demo_coco, write_demo_voc
 
@@ -14,9 +13,18 @@ from drmoe_repro.data.demo import write_demo_coco, write_demo_voc
 import realformat
 from loopback import PROXY_VARIABLES, LoopbackServer
 
-# One intra-op thread, as the pipeline's profiles pin it: small tensors on a shared 2-core machine run many times
-# slower with two threads fighting over the cores, and the thread count is part of what makes runs reproducible.
-torch.set_num_threads(1)
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """One intra-op thread, as the pipeline's profiles pin it: small tensors on a shared 2-core machine run many times
+    slower with two threads fighting over the cores, and the thread count is part of what makes runs reproducible.
+
+    A fixture, not an import-time call: under `pytest -n` the controller process runs no test and so never imports
+    torch (about 4 s before any worker starts)."""
+    import torch
+
+    torch.set_num_threads(1)
+
 
 DEMO_SEED = 7
 DEMO_VOC_SIZES = {"n_trainval": 150, "n_test": 150}

@@ -30,7 +30,6 @@ import numpy as np
 from PIL import Image
 
 from drmoe_repro.data.index import IGNORED, NEGATIVE, POSITIVE
-from drmoe_repro.data.pretrained import GLOVE_ALIASES
 from drmoe_repro.data.voc import VOC_CLASSES
 
 # The 80 COCO 2014 categories as in instances_*2014.json: (id, name, supercategory). Ids run 1..90 with 10 gaps.
@@ -648,6 +647,8 @@ _SEPARATORS = re.compile(r"[\s_\-]+")  # as drmoe_repro.data.pretrained splits a
 
 def glove_tokens(words: Iterable[str]) -> tuple[str, ...]:
     """The GloVe tokens load_glove looks up for `words`: each lower-cased, aliased label if one token, and its parts."""
+    from drmoe_repro.data.pretrained import GLOVE_ALIASES  # imports torch: kept out of conftest's imports
+
     tokens = set()
     for word in words:
         whole = word.strip().lower()

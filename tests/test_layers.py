@@ -94,6 +94,16 @@ def test_the_paper_layer_and_the_workflow_modules_import_without_torch(tmp_path)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 
 
+def test_the_test_suites_conftest_imports_without_torch(tmp_path):
+    """Under `pytest -n` (make test) the controller process loads conftest.py and runs no test: torch imported there
+    cost about 4 s before any worker started."""
+    env = _poisoned_env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(ROOT / "tests")])
+    result = subprocess.run([sys.executable, "-c", "import conftest; print('ok')"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
 def test_a_dry_run_of_the_paper_profile_parses_without_torch_in_seconds(tmp_path):
     """Every `-n`, `--lint` and cluster job parses the workflow: it must not load the stack (nor take long)."""
     clone = copy_project(tmp_path / "clone")
