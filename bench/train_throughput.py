@@ -33,6 +33,7 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.engine.train import train_step
 from drmoe_repro.models import MODELS, DataInfo, build_model
 
+BARRIER_TIMEOUT_S = 1800  # the runs wait for each other after warm-up, which includes compilation
 TINY = {"backbone": "tiny_cnn", "d_model": 32, "n_heads": 2, "n_enc": 1, "n_dec": 1, "ffn_dim": 64}
 
 
@@ -219,8 +221,12 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     for _ in range(args.warmup):
         step()
     finish()
-    if barrier is not None:
-        barrier.wait()  # every run starts its timed steps together
+    if barrier is not None:  # every run starts its timed steps together
+        try:
+            barrier.wait(timeout=BARRIER_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            raise RuntimeError(f"another concurrent run of {name} did not finish its warm-up within "
+                               f"{BARRIER_TIMEOUT_S} s (it failed or is stuck: see its messages)") from None
     # One window over all timed steps, as training runs them: the CPU queues a step while the GPU runs the one
     # before, so a per-step clock (which would have to wait for each step) would understate the rate. The window
     # includes waiting for batches: with --data real a starved GPU shows as a lower rate.
@@ -259,7 +265,10 @@ def measure(name, args, variant: Variant, device, folder: Path, runs: int = 1) -
     if failed:
         raise RuntimeError(f"concurrent runs {failed} of {name} failed (exit codes "
                            f"{[processes[r].exitcode for r in failed]})")
-    parts = [json.loads((folder / f"concurrent-{rank}.json").read_text()) for rank in range(runs)]
+    files = [folder / f"concurrent-{rank}.json" for rank in range(runs)]
+    parts = [json.loads(file.read_text()) for file in files]
+    for file in files:
+        file.unlink()  # the next model's runs write their own
     start = min(part["window"][0] for part in parts)
     end = max(part["window"][1] for part in parts)
     return {**parts[0], "step_s": statistics.median(part["step_s"] for part in parts),
