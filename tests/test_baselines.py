@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
+from drmoe_repro.data.transforms import MultiScaleCrop, build_recipe_train_transform
 from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.engine.train import training_loss
 from drmoe_repro.models import DataInfo, build_model
@@ -300,11 +301,18 @@ def test_published_mlgcn_recipe_is_sgd_with_a_ten_times_slower_backbone():
     assert {id(p) for p in head["params"]} == {id(model.gc1.weight), id(model.gc2.weight)}
 
 
-def test_published_addgcn_recipe_decays_at_epochs_30_and_40_of_50():
-    train = {**_train_cfg("published", "paper"), "epochs": 50}
-    recipe = build_recipe(_build("add_gcn"), "add_gcn", train, steps_per_epoch=4)
-    assert [g["lr"] for g in recipe.optimizer.param_groups] == pytest.approx([0.05, 0.005]) and recipe.grad_clip == 10.0
-    assert sorted(recipe.scheduler.milestones) == [30, 40]
+def test_published_addgcn_recipe_decays_after_epochs_31_and_41_of_50_as_its_trainer_does():
+    """ADD-GCN's trainer.py:143-147 sets the lr before it updates self.epoch, so epoch e trains at the lr decided by
+    e - 1: 31 epochs at 0.05, 10 at 0.005, 9 at 0.0005 (hand-counted from main.py's epoch_step [30, 40])."""
+    run = resolve_run(load_config(DEFAULT_CONFIG), "paper", "coco", "add_gcn_published", 0)
+    recipe = build_recipe(_build("add_gcn"), "add_gcn", run["train"], steps_per_epoch=4)
+    assert recipe.grad_clip == 10.0 and recipe.augment == "addgcn"
+    lrs = []
+    for _ in range(run["train"]["epochs"]):
+        lrs.append(recipe.optimizer.param_groups[0]["lr"])
+        recipe.optimizer.step()
+        recipe.scheduler.step()
+    assert [round(lr, 6) for lr in lrs] == [0.05] * 31 + [0.005] * 10 + [0.0005] * 9
 
 
 def test_published_q2l_recipe_is_adamw_one_cycle_per_step_asl_ema_and_its_augmentation():
@@ -323,13 +331,36 @@ def test_published_q2l_recipe_is_adamw_one_cycle_per_step_asl_ema_and_its_augmen
     assert lrs[0] == pytest.approx(1e-4 / 25) and lrs[-1] < 1e-5
 
 
-def test_published_q2l_trains_its_own_80_epochs_on_the_paper_profile_only():
+def test_published_schedules_are_the_authors_on_the_paper_profile_and_the_profiles_on_the_demo():
     config = load_config(DEFAULT_CONFIG)
-    assert resolve_run(config, "paper", "coco", "q2l_published", 0)["train"]["epochs"] == 80
-    assert resolve_run(config, "paper", "coco", "q2l", 0)["train"]["epochs"] == 50
-    assert resolve_run(config, "paper", "coco", "ml_gcn_published", 0)["train"]["epochs"] == 50
-    assert resolve_run(config, "demo", "coco", "q2l_published", 0)["train"]["epochs"] == \
-        config["profiles"]["demo"]["train"]["epochs"]
+
+    def schedule(profile, system):
+        run = resolve_run(config, profile, "coco", system, 0)
+        train = run["train"]
+        return train["epochs"], train["lr_milestones"], run["data"]["batch_size"], train.get("drop_last", False)
+
+    # Query2Label README.md:51-60 and main_mlc.py:301; ML-GCN demo_coco_gcn.py:15-23; ADD-GCN main.py:17-20 and
+    # data/__init__.py:149.
+    assert schedule("paper", "q2l_published")[::2] == (80, 64) and schedule("paper", "q2l_published")[3] is True
+    assert schedule("paper", "ml_gcn_published") == (20, [], 16, False)
+    assert schedule("paper", "add_gcn_published") == (50, [0.62, 0.82], 16, True)
+    for system in ("q2l", "ml_gcn", "add_gcn", "drmoe"):  # the paper's common recipe: the profile's schedule
+        assert schedule("paper", system) == (50, [0.6, 0.8], 32, False)
+    demo = config["profiles"]["demo"]
+    for system in ("q2l_published", "ml_gcn_published", "add_gcn_published"):
+        assert schedule("demo", system) == (demo["train"]["epochs"], demo["train"]["lr_milestones"],
+                                            demo["datasets"]["coco"]["batch_size"], False)
+    assert "published_schedule" not in resolve_run(config, "paper", "coco", "q2l_published", 0)["train"]
+
+
+def test_published_mlgcn_schedule_keeps_the_lr_for_its_20_epochs():
+    run = resolve_run(load_config(DEFAULT_CONFIG), "paper", "coco", "ml_gcn_published", 0)
+    recipe = build_recipe(_build("ml_gcn"), "ml_gcn", run["train"], steps_per_epoch=4)
+    assert recipe.augment == "mlgcn"
+    for _ in range(run["train"]["epochs"]):
+        recipe.optimizer.step()
+        recipe.scheduler.step()
+    assert [g["lr"] for g in recipe.optimizer.param_groups] == pytest.approx([0.1, 0.01])
 
 
 def test_published_recipe_of_drmoe_and_cnn_rnn_is_the_papers():
@@ -382,3 +413,60 @@ def test_fused_optimizer_takes_the_same_steps_as_the_default_one(recipe, name):
         assert all(not torch.equal(a, b) for a, b in zip(initial, weights[-1]))  # every tensor took steps
     for default, fused in zip(*weights, strict=True):
         torch.testing.assert_close(fused, default, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ML-GCN's and ADD-GCN's training transform (their published recipes)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_multiscale_crop_pairs_and_grid_are_ml_gcns():
+    crop = MultiScaleCrop(448)
+    # 640 x 480: sides int(480 * s) = 480, 420, 360, 316, 240; (w, h) pairs at most 2 scale steps apart, h outer.
+    sides = [480, 420, 360, 316, 240]
+    pairs = crop.crop_pairs(480, 640)
+    assert pairs == [(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= 2]
+    assert len(pairs) == 3 + 4 + 5 + 4 + 3 and pairs[:4] == [(480, 480), (420, 480), (360, 480), (480, 420)]
+    # A side within 3 px of S becomes S: 450 -> 448 (and 512's 448 stays).
+    assert crop.crop_pairs(450, 700)[0] == (448, 448) and crop.crop_pairs(512, 512)[0] == (512, 512)
+    assert [w for w, _ in crop.crop_pairs(512, 512)[:3]] == [512, 448, 384]
+    # A 360 x 420 crop of 640 x 480: steps (640 - 360) // 4 = 70 and (480 - 420) // 4 = 15, in fill_fix_offset's order.
+    assert crop.grid_offsets(480, 640, 360, 420) == [
+        (0, 0), (280, 0), (0, 60), (280, 60), (140, 30), (0, 30), (280, 30), (140, 60), (140, 0),
+        (70, 15), (210, 15), (70, 45), (210, 45)]
+
+
+@pytest.mark.parametrize("height, width", [(480, 640), (446, 600)])  # 446: the 448 px crop reaches past the image
+def test_multiscale_crop_cuts_the_drawn_box_as_pil_crops_it_then_resizes(height, width):
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    image = torch.randint(1, 256, (3, height, width), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    crop = MultiScaleCrop(448)
+    pairs = crop.crop_pairs(height, width)
+    reached_outside = 0
+    for seed in range(48):  # seeds 39, 40, 44 and 45 draw a 448 px tall crop of the 446-row image
+        torch.manual_seed(seed)
+        w, h = pairs[int(torch.randint(len(pairs), ()))]
+        left, top = crop.grid_offsets(height, width, w, h)[int(torch.randint(13, ()))]
+        box = torch.from_numpy(np.array(pil.crop((left, top, left + w, top + h)))).permute(2, 0, 1)  # zeros outside
+        reached_outside += top < 0 or top + h > height
+        torch.manual_seed(seed)
+        out = crop(image)
+        assert out.shape == (3, 448, 448) and out.dtype == torch.uint8
+        assert torch.equal(out, v2.functional.resize(box, [448, 448], antialias=True))
+    assert (reached_outside > 0) == (height < 448)  # the zero fill was compared with PIL's where it happens
+
+
+def test_recipe_transforms_are_the_authors():
+    cfg = {"image_size": 64, "augment": {"crop_scale": [0.08, 1.0], "hflip": True, "color_jitter": 0.4}}
+    steps = {name: [type(t).__name__ for t in build_recipe_train_transform(name, cfg).transforms]
+             for name in ("paper", "q2l", "mlgcn", "addgcn")}
+    assert steps["mlgcn"] == ["MultiScaleCrop", "RandomHorizontalFlip", "ToDtype", "Normalize"]
+    assert steps["addgcn"] == ["Resize", *steps["mlgcn"]]
+    assert build_recipe_train_transform("addgcn", cfg).transforms[0].size == [128, 128]  # S + 64, ADD-GCN's
+    assert steps["paper"][:3] == ["RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter"]
+    assert steps["q2l"][1:3] == ["Q2LCutout", "PackageRandAugment"]
+    with pytest.raises(ValueError, match="augmentation 'gcn' is not known"):
+        build_recipe_train_transform("gcn", cfg)

@@ -164,6 +164,20 @@ def test_global_batches_are_split_across_processes_without_loss_or_overlap():
     assert sorted(flattened) == list(range(37))
 
 
+def test_drop_last_keeps_only_full_batches_of_the_same_permutation():
+    """Query2Label's and ADD-GCN's loaders drop an epoch's short last batch: 37 images at 8 give 4 batches of 8, the
+    first 32 images of the permutation the sampler draws without drop_last."""
+    kept = list(GlobalBatchSampler(37, 8, seed=3, drop_last=True))
+    full = list(GlobalBatchSampler(37, 8, seed=3))
+    assert len(GlobalBatchSampler(37, 8, seed=3, drop_last=True)) == len(kept) == 4
+    assert kept == full[:4] and all(len(batch) == 8 for batch in kept)
+    shares = [list(GlobalBatchSampler(37, 8, seed=3, ctx=DistContext(rank, 2), drop_last=True)) for rank in range(2)]
+    assert [sorted(a + b) for a, b in zip(*shares)] == [sorted(batch) for batch in kept]
+    assert len(GlobalBatchSampler(32, 8, seed=3, drop_last=True)) == 4  # nothing to drop
+    with pytest.raises(ValueError, match=r"drop_last with batch size 64 leaves no full batch of the 40 training"):
+        GlobalBatchSampler(40, 64, seed=0, drop_last=True)
+
+
 @pytest.mark.slow  # training subprocesses
 def test_two_process_ddp_agrees_with_one_process(tiny_run, tmp_path):
     """gloo DDP on 2 CPU processes sees the same global batches; BatchNorm statistics per half-batch and the

@@ -255,7 +255,8 @@ def reference_counts(scores, targets, threshold, top_k=None, ignored="exclude"):
 
 
 def reference_f1(scores, targets, threshold, top_k=None, ignored="exclude"):
-    """ML-GCN's formulas from their definition, over classes with positives for the class means."""
+    """The suite's F1 definitions written out: ML-GCN's formulas over the classes with positives for the class means,
+    except OP's denominator (test_overall_precision_counts_predictions_as_they_are_unlike_ml_gcns_code)."""
     nc, npred, ng = reference_counts(scores, targets, threshold, top_k, ignored)
     op = nc.sum() / npred.sum() if npred.sum() else 0.0
     orec = nc.sum() / ng.sum()
@@ -552,6 +553,30 @@ def test_cli_bad_file_names_file_and_key(tmp_path, capsys, override, message):
     assert cli([str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and message in err
+
+
+def test_overall_precision_counts_predictions_as_they_are_unlike_ml_gcns_code():
+    """Three images, two classes. Class 0: one positive, predicted once, right. Class 1: one positive, never
+    predicted. OP = 1/1 here; ML-GCN's util.py:281-283 sets Np := 1 for class 1 before summing: OP = 1/2 there.
+    Everything else agrees: OR 1/2, CP (1 + 0)/2, CR 1/2 (paper/ambiguities.yaml: overall-precision)."""
+    scores = np.array([[0.9, 0.1], [0.1, 0.2], [0.1, 0.3]], dtype=np.float32)
+    targets = np.array([[1, 0], [0, 1], [0, 0]], dtype=np.int8)
+    ours = M.f1_family(scores, targets)
+    assert (ours["OP"], ours["OR"], ours["CP"], ours["CR"]) == (1.0, 0.5, 0.5, 0.5)
+    assert ours["OF1"] == pytest.approx(2 / 3) and ours["CF1_mlgcn"] == pytest.approx(0.5)
+    np_mlgcn = np.maximum(np.count_nonzero(scores >= 0.5, axis=0), 1)  # ML-GCN: Np[Np == 0] = 1, then the sums
+    assert 1 / np_mlgcn.sum() == 0.5
+
+
+def test_a_score_exactly_at_the_threshold_is_a_prediction():
+    """ML-GCN predicts on logit >= 0, i.e. sigmoid >= 0.5: 0.5 itself counts, the float32 just below it does not."""
+    below = np.nextafter(np.float32(0.5), np.float32(0))
+    scores = np.array([[0.5, below], [0.875, 0.875], [0.75, 0.75]], dtype=np.float32)
+    targets = np.array([[1, 1], [0, 0], [1, 1]], dtype=np.int8)
+    ours = M.f1_family(scores, targets)
+    assert (ours["CR"], ours["OP"]) == (0.75, 3 / 5)  # class 0 finds both positives, class 1 one of two
+    higher = M.f1_family(scores, targets, threshold=0.75)  # 0.75 >= 0.75 (exact in binary): predicted
+    assert higher["OR"] == 0.5 and higher["OP"] == 2 / 4
 
 
 def test_f1_from_decided_label_sets_by_hand():

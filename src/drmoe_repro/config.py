@@ -235,9 +235,21 @@ def profile_of(config: dict, profile: str | None = None) -> dict:
     return config["profiles"][name]
 
 
-# Epochs of the baselines' own published recipes (train.recipe: published, train.published_epochs: true), where the
-# authors publish them: Query2Label 80 (SlongLiu/query2labels README.md, --epochs 80). engine/recipes.py has the rest.
-PUBLISHED_EPOCHS = {"q2l": 80}
+# The baselines' own training schedules (train.recipe: published), written into a run's config where the profile's
+# train.published_schedule is true (the paper profile); elsewhere (the demo) a published recipe keeps the profile's
+# epochs, milestones and batch size. Batch sizes are global (over every GPU of a run). The optimisers, losses and
+# augmentations are in engine/recipes.py.
+PUBLISHED_SCHEDULES = {
+    # SlongLiu/query2labels README.md:51-60 (--epochs 80 --batch-size 64; the total over all GPUs, main_mlc.py:77-80),
+    # drop_last main_mlc.py:301. OneCycleLR: no milestones.
+    "q2l": {"epochs": 80, "batch_size": 64, "drop_last": True},
+    # Megvii-Nanjing/ML-GCN demo_coco_gcn.py:15-18, :23: 20 epochs, the lr step at epoch 30 never comes, batch 16;
+    # its DataLoader keeps the last short batch (engine.py:157-159). The README gives no training command.
+    "ml_gcn": {"epochs": 20, "lr_milestones": [], "batch_size": 16},
+    # Yejin0111/ADD-GCN main.py:17-20: 50 epochs, epoch_step [30, 40], batch 16, drop_last (data/__init__.py:149);
+    # trainer.py:143-147 sets the lr before it updates the epoch, so the lr drops after 31 and 41 epochs.
+    "add_gcn": {"epochs": 50, "lr_milestones": [31 / 50, 41 / 50], "batch_size": 16, "drop_last": True},
+}
 
 
 def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int) -> dict:
@@ -251,9 +263,12 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
     spec = config["systems"][system]
     model = model_config_for(spec["model"], {**prof["model"], **spec.get("overrides", {})})  # only the keys it reads
     train = {**copy.deepcopy(prof["train"]), **({"recipe": spec["recipe"]} if "recipe" in spec else {})}
-    if train.get("recipe") == "published" and train.get("published_epochs") and spec["model"] in PUBLISHED_EPOCHS:
-        train["epochs"] = PUBLISHED_EPOCHS[spec["model"]]
-    train.pop("published_epochs", None)  # its effect is in `epochs`
+    data = copy.deepcopy(prof["datasets"][dataset])
+    published_schedule = train.pop("published_schedule", False)  # its effect is in the keys it sets below
+    if train.get("recipe") == "published" and published_schedule and spec["model"] in PUBLISHED_SCHEDULES:
+        schedule = dict(PUBLISHED_SCHEDULES[spec["model"]])
+        data["batch_size"] = schedule.pop("batch_size")
+        train.update(schedule)  # epochs, and where the authors set them lr_milestones and drop_last
     return {
         "profile": profile,
         "dataset": dataset,
@@ -262,7 +277,7 @@ def resolve_run(config: dict, profile: str, dataset: str, system: str, seed: int
         "seed": int(seed),
         "device": prof["device"],
         "torch_threads": prof["torch_threads"],
-        "data": copy.deepcopy(prof["datasets"][dataset]),
+        "data": data,
         "input": deep_merge(prof["input"], spec.get("input", {})),
         "model": model,
         "train": train,

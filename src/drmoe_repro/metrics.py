@@ -26,6 +26,8 @@ it is the same bit for bit under any permutation of the images.
 F1 family at a threshold, predictions are ``score >= threshold`` (default 0.5, ML-GCN's ``logit >= 0``).
 Per class: Nc = correct predictions, Np = predictions, Ng = positives.
   - OP = sum Nc / sum Np, OR = sum Nc / sum Ng, OF1 = 2 OP OR / (OP + OR)  (overall, i.e. micro; all classes).
+    ML-GCN's code sums Np after setting it to 1 for classes never predicted, so each such class adds 1 to its OP's
+    denominator; here OP counts the predictions as they are (paper/ambiguities.yaml: overall-precision).
   - CP = mean_c Nc/Np, CR = mean_c Nc/Ng, with Np := 1 where a class has no prediction (ML-GCN: precision 0).
   - CF1 ``def=mlgcn`` (default): 2 CP CR / (CP + CR) (ML-GCN, ADD-GCN: the paper's baselines).
   - CF1 ``def=meanf1``: mean_c of the per-class F1 2 Nc / (Np + Ng) (ASL, torchmetrics macro F1; also the

@@ -1,4 +1,5 @@
 """Image transforms of the paper (§4.2): random resized crop, horizontal flip, colour jitter; plain resize to test.
+Query2Label's, ML-GCN's and ADD-GCN's own training transforms serve their published recipes (engine/recipes.py).
 
 torchvision.transforms.v2 on uint8 tensors [3, H, W]; every random draw uses torch's RNG, which the engine seeds.
 """
@@ -210,3 +211,85 @@ def build_q2l_eval_transform(image_size: int) -> v2.Compose:
     """Q2L's test transform (get_dataset.py:30-33): what build_eval_transform already does for image_size S."""
     return v2.Compose([v2.Resize((image_size, image_size), antialias=True), v2.ToDtype(torch.float32, scale=True),
                        v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# ML-GCN's and ADD-GCN's training transform (Megvii-Nanjing/ML-GCN util.py:21-89 and engine.py:128-133 at 5517d6f;
+# Yejin0111/ADD-GCN data/__init__.py:101-109 at b7653fe, which first resizes to S + 64)
+# ----------------------------------------------------------------------------------------------------------------
+
+GCN_CROP_SCALES = (1.0, 0.875, 0.75, 0.66, 0.5)  # engine.py:129 (the class default [1, 875, .75, .66] is never used)
+GCN_MAX_DISTORT = 2
+ADDGCN_RESIZE_MARGIN = 64  # ADD-GCN: Resize((S + 64, S + 64)) before the crop
+
+
+class MultiScaleCrop:
+    """ML-GCN's MultiScaleCrop(S, scales=GCN_CROP_SCALES, max_distort=2) with its fixed 13-position grid, on tensors.
+
+    Crop sides are int(shorter side * scale), a side within 3 px of S becoming S; width and height are drawn as one
+    pair among those at most `max_distort` scale steps apart (so the aspect ratio changes); the crop's corner is one
+    of 13 grid positions (corners, centre, edge centres, quarter points, steps of (free space) // 4). The crop is
+    resized to S x S bilinearly (antialiased, as PIL's resize). Draws use torch's RNG (ML-GCN's use Python's
+    `random`); a crop reaching outside the image is filled with zeros, as PIL's crop fills it.
+    """
+
+    def __init__(self, size: int, scales: tuple[float, ...] = GCN_CROP_SCALES, max_distort: int = GCN_MAX_DISTORT):
+        self.size, self.scales, self.max_distort = int(size), tuple(scales), int(max_distort)
+
+    def crop_pairs(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Every (crop width, crop height) the image may get, in ML-GCN's order."""
+        sides = [int(min(height, width) * s) for s in self.scales]
+        sides = [self.size if abs(side - self.size) < 3 else side for side in sides]
+        return [(w, h) for i, h in enumerate(sides) for j, w in enumerate(sides) if abs(i - j) <= self.max_distort]
+
+    @staticmethod
+    def grid_offsets(height: int, width: int, crop_w: int, crop_h: int) -> list[tuple[int, int]]:
+        """The 13 (left, top) corners of fill_fix_offset(more_fix_crop=True), in ML-GCN's order."""
+        w, h = (width - crop_w) // 4, (height - crop_h) // 4
+        quarters = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0), (1, 1), (3, 1), (1, 3),
+                    (3, 3)]
+        return [(i * w, j * h) for i, j in quarters]
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        pairs = self.crop_pairs(height, width)
+        crop_w, crop_h = pairs[_randint(len(pairs))]
+        offsets = self.grid_offsets(height, width, crop_w, crop_h)
+        left, top = offsets[_randint(len(offsets))]
+        crop = image.new_zeros((*image.shape[:-2], crop_h, crop_w))  # [3, h, w]; zeros where the image ends
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + crop_h, height), min(left + crop_w, width)
+        crop[..., y0 - top:y1 - top, x0 - left:x1 - left] = image[..., y0:y1, x0:x1]
+        return v2.functional.resize(crop, [self.size, self.size], antialias=True)  # [3, S, S]
+
+    def __repr__(self) -> str:
+        return f"MultiScaleCrop(size={self.size}, scales={self.scales}, max_distort={self.max_distort})"
+
+
+def build_gcn_train_transform(image_size: int, resize_first: int | None = None) -> v2.Compose:
+    """[Resize((R, R)) ->] MultiScaleCrop(S) -> horizontal flip -> ImageNet normalisation; no colour jitter.
+
+    resize_first None: ML-GCN's (the crop works on the image as loaded); S + 64: ADD-GCN's.
+    """
+    steps: list = [] if resize_first is None else [v2.Resize((resize_first, resize_first), antialias=True)]
+    steps += [MultiScaleCrop(image_size), v2.RandomHorizontalFlip(),
+              v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return v2.Compose(steps)
+
+
+def build_recipe_train_transform(augment: str, input_cfg: dict) -> v2.Compose:
+    """The training transform a recipe asks for (engine/recipes.py `Recipe.augment`).
+
+    "paper": the profile's input.augment (build_train_transform); "q2l": Query2Label's; "mlgcn": ML-GCN's;
+    "addgcn": ADD-GCN's.
+    """
+    size = input_cfg["image_size"]
+    if augment == "paper":
+        return build_train_transform(input_cfg)
+    if augment == "q2l":
+        return build_q2l_train_transform(size)
+    if augment == "mlgcn":
+        return build_gcn_train_transform(size)
+    if augment == "addgcn":
+        return build_gcn_train_transform(size, resize_first=size + ADDGCN_RESIZE_MARGIN)
+    raise ValueError(f"augmentation {augment!r} is not known; expected 'paper', 'q2l', 'mlgcn' or 'addgcn'")

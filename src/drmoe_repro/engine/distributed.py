@@ -61,22 +61,29 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
     that augmentations can be seeded per (seed, epoch, image) as well (see data.dataset).
     """
 
-    def __init__(self, num_items: int, global_batch: int, seed: int, ctx: DistContext = DistContext()):
+    def __init__(self, num_items: int, global_batch: int, seed: int, ctx: DistContext = DistContext(),
+                 drop_last: bool = False):
         if global_batch % ctx.world_size:
             raise ValueError(f"batch size {global_batch} is not divisible by {ctx.world_size} processes")
+        if drop_last and num_items < global_batch:
+            raise ValueError(f"train.drop_last with batch size {global_batch} leaves no full batch of the {num_items} "
+                             "training images; use a smaller batch or more images")
         self.num_items, self.global_batch, self.seed, self.ctx = num_items, global_batch, seed, ctx
+        self.drop_last = drop_last  # drop an epoch's short last batch (Query2Label's and ADD-GCN's loaders do)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_items // self.global_batch
         return (self.num_items + self.global_batch - 1) // self.global_batch
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.num_items, generator=generator).tolist()
-        for start in range(0, self.num_items, self.global_batch):
+        for start in range(0, len(self) * self.global_batch, self.global_batch):
             batch = order[start:start + self.global_batch]
             # A short last batch is topped up from the epoch's start so that no process is left without images
             # (every process must join each gradient all-reduce); one process never needs this.

@@ -3,18 +3,23 @@
 `train.recipe: paper` (the default) trains every system as the DR-MoE paper's §4.2 says: Adam with the config's lr
 and (coupled) weight decay, the lr multiplied by lr_gamma at the configured fractions of the epochs (30 and 40 of
 50), no clipping, the BCE of eq 10, the paper's augmentations. `train.recipe: published` trains each baseline with
-what its authors published (the numbers of epochs come from the config, except Query2Label's 80 where
-`train.published_epochs` is true: config.resolve_run writes them into the run's config):
+what its authors published. Where `train.published_schedule` is true (the paper profile), config.resolve_run also
+writes their epochs, lr milestones, batch size and drop_last into the run's config (config.PUBLISHED_SCHEDULES);
+elsewhere (the demo) those stay the profile's:
 
   ml_gcn   SGD lr 0.1, backbone lr x0.1, momentum 0.9, weight decay 1e-4 on every parameter, gradient norm clipped
-           at 10; the decay x0.1 at the config's lr_milestones (ML-GCN's schedule is not recorded here)
+           at 10, x0.1 at the milestones (the released demo: 20 epochs, none), batch 16; MultiScaleCrop + flip
+           (data/transforms.py)
   add_gcn  SGD lr 0.05, backbone lr x0.1, momentum 0.9, weight decay 1e-4, gradient norm clipped at 10, x0.1 at
-           epochs 30 and 40 of 50 (fractions 0.6 and 0.8 of the configured epochs)
+           the milestones (the released code: after epochs 31 and 41 of 50), batch 16, drop_last; Resize(S + 64) +
+           MultiScaleCrop + flip
   q2l      as SlongLiu/query2labels trains it (Q2L_PUBLISHED_RECIPE below, each value with its source): AdamW lr 1e-4,
            weight decay 1e-2 on every trainable parameter, OneCycle stepped after every optimiser step, the
            asymmetric loss (engine/losses.py), a weight EMA of decay 0.9997 whose weights are the ones saved and
-           evaluated (engine/ema.py), Resize + Cutout + RandAugment (data/transforms.py). The profile's precision
-           (bf16 autocast on the paper profile) stands in for the code's fp16 with a gradient scaler.
+           evaluated (engine/ema.py), Resize + Cutout + RandAugment (data/transforms.py), 80 epochs, batch 64,
+           drop_last. The profile's precision (bf16 autocast on the paper profile) stands in for the code's fp16 with
+           a gradient scaler; its early stopping and its choice between the model and the EMA by test mAP are not
+           done (paper/ambiguities.yaml: q2l-published-gaps).
   cnn_rnn  no official code and no published optimizer: the paper's recipe
   drmoe, hsq_static, query_trunk, plain and anything else: the paper's recipe (it is theirs)
 
@@ -42,12 +47,12 @@ class Recipe:
     grad_clip: float | None = None  # max gradient norm
     loss: str = "bce"  # "bce": eq 10 (+ the model's auxiliary term); "asl": Query2Label's asymmetric loss
     ema_decay: float | None = None  # a weight EMA whose weights are saved and evaluated
-    augment: str = "paper"  # "paper": the profile's input.augment; "q2l": Query2Label's published transform
+    augment: str = "paper"  # "paper": the profile's input.augment; else "q2l", "mlgcn", "addgcn": the authors' own
 
 
-def milestone_epochs(train_cfg: dict, fractions: list[float] | None = None) -> list[int]:
-    fractions = train_cfg["lr_milestones"] if fractions is None else fractions
-    return [int(round(f * train_cfg["epochs"])) for f in fractions]
+def milestone_epochs(train_cfg: dict) -> list[int]:
+    """The epochs after which the lr drops: the config's lr_milestones (fractions) of its epochs."""
+    return [int(round(f * train_cfg["epochs"])) for f in train_cfg["lr_milestones"]]
 
 
 def is_backbone(parameter_name: str) -> bool:
@@ -78,19 +83,20 @@ def paper_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Rec
     return Recipe(optimizer, scheduler)
 
 
-def _sgd_with_slow_backbone(model: nn.Module, lr: float, milestones: list[int], train_cfg: dict) -> Recipe:
+def _sgd_with_slow_backbone(model: nn.Module, lr: float, train_cfg: dict, augment: str) -> Recipe:
+    """SGD with the backbone at lr x 0.1, x0.1 at the config's milestones (under published_schedule, the authors')."""
     groups = backbone_groups(model, lr, BACKBONE_LR_FACTOR)
     optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=1e-4, **implementation(train_cfg))
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=0.1)
-    return Recipe(optimizer, scheduler, grad_clip=10.0)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestone_epochs(train_cfg), gamma=0.1)
+    return Recipe(optimizer, scheduler, grad_clip=10.0, augment=augment)
 
 
 def mlgcn_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Recipe:
-    return _sgd_with_slow_backbone(model, 0.1, milestone_epochs(train_cfg), train_cfg)
+    return _sgd_with_slow_backbone(model, 0.1, train_cfg, augment="mlgcn")
 
 
 def addgcn_recipe(model: nn.Module, train_cfg: dict, steps_per_epoch: int) -> Recipe:
-    return _sgd_with_slow_backbone(model, 0.05, milestone_epochs(train_cfg, [0.6, 0.8]), train_cfg)
+    return _sgd_with_slow_backbone(model, 0.05, train_cfg, augment="addgcn")
 
 
 # The published recipe of Query2Label (SlongLiu/query2labels at 55eb050): each value and where the code says it.

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform, training_targets
 from drmoe_repro.data.index import LabelIndex
-from drmoe_repro.data.transforms import build_q2l_train_transform, build_train_transform
+from drmoe_repro.data.transforms import build_recipe_train_transform
 from drmoe_repro.data.pretrained import load_glove, load_imagenet_state_dict
 from drmoe_repro.engine.checkpoint import load_checkpoint, load_weights, restore_rng_states, rng_states, save_checkpoint
 from drmoe_repro.engine.determinism import make_deterministic, seed_worker
@@ -157,7 +157,8 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
     model = build_model(cfg["model_name"], cfg["model"], data_info_for(index, cfg["model"], inputs)).to(device)
     if train.get("channels_last"):
         model = model.to(memory_format=torch.channels_last)
-    sampler = GlobalBatchSampler(len(index), cfg["data"]["batch_size"], seed, ctx)
+    sampler = GlobalBatchSampler(len(index), cfg["data"]["batch_size"], seed, ctx,
+                                 drop_last=train.get("drop_last", False))
     recipe = build_recipe(model, cfg["model_name"], train, len(sampler))  # engine/recipes.py
     optimizer, scheduler = recipe.optimizer, recipe.scheduler
     ema = ModelEma(model, recipe.ema_decay) if recipe.ema_decay is not None else None
@@ -170,10 +171,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         # reduce-overhead records the step as CUDA graphs: one launch instead of hundreds of kernel launches.
         step_model = torch.compile(step_model, mode=train.get("compile_mode", "default"))
 
-    if recipe.augment == "q2l":
-        transform = build_q2l_train_transform(cfg["input"]["image_size"])
-    else:
-        transform = build_train_transform(cfg["input"])
+    transform = build_recipe_train_transform(recipe.augment, cfg["input"])
     on_device = cfg["input"].get("decode", "cpu") == "device"
     workers = train["num_workers"]
     timeout = train.get("loader_timeout_s", DEFAULT_LOADER_TIMEOUT_S) if workers > 0 else None
