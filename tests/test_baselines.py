@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
 from drmoe_repro.data.transforms import MultiScaleCrop, build_recipe_train_transform
@@ -185,6 +186,48 @@ def test_addgcn_dynamic_graph_depends_on_the_image():
         glob = model.gcn._global_node(nodes)[:, None].expand_as(nodes)
         adjacency = torch.sigmoid(model.gcn.adjacency_head(torch.cat([glob, nodes], dim=-1)))
     assert adjacency.shape == (2, 4, 4) and (adjacency[0] - adjacency[1]).abs().max() > 1e-4
+
+
+def _released_addgcn_forward(model, features: torch.Tensor) -> torch.Tensor:
+    """ADD-GCN's forward after the backbone, written from Yejin0111/ADD-GCN models/add_gcn.py (b7653fe) in its own
+    channel-major layout (nodes [B, D, N], 1x1 conv1d layers), with our model's weights: out1 = top-1 mean of the
+    class maps (:100-107), SAM (:109-124), static GCN with its residual (:24-27, :58), dynamic graph from
+    [global; node] (:29-42), dynamic GCN x @ A (:44-49), out2 = diagonal of last_linear(v + z) (:134-141)."""
+    gcn = model.gcn
+    leaky = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+    cams = F.conv2d(features, model.cam.weight).flatten(2)  # [B, N, HW]
+    out1 = cams.topk(1, dim=-1)[0].mean(dim=-1)  # [B, N]
+    mask = torch.sigmoid(cams).transpose(1, 2)  # [B, HW, N]
+    v = F.conv2d(features, model.transform.weight, model.transform.bias).flatten(2) @ mask  # [B, D, N]
+    static = leaky(F.conv1d(v.transpose(1, 2), gcn.static_adj[:, :, None]))  # conv over the N node channels
+    static = leaky(F.conv1d(static.transpose(1, 2), gcn.static_weight.weight[:, :, None], gcn.static_weight.bias))
+    x = v + static  # [B, D, N]
+    glb = F.conv1d(x.mean(dim=2, keepdim=True), gcn.global_proj.weight[:, :, None], gcn.global_proj.bias)
+    glb = leaky(F.batch_norm(glb, gcn.global_norm.running_mean.clone(), gcn.global_norm.running_var.clone(),
+                             gcn.global_norm.weight, gcn.global_norm.bias, model.training, 0.0, gcn.global_norm.eps))
+    adj = torch.sigmoid(F.conv1d(torch.cat([glb.expand_as(x), x], dim=1), gcn.adjacency_head.weight[:, :, None],
+                                 gcn.adjacency_head.bias))  # [B, N (the conv's outputs), N (positions: nodes)]
+    z = leaky(F.conv1d(leaky(x @ adj), gcn.dynamic_weight.weight[:, :, None], gcn.dynamic_weight.bias))  # [B, D, N]
+    out2 = F.conv1d(v + z, model.out_weight[:, :, None], model.out_bias)  # [B, N, N]
+    out2 = (out2 * torch.eye(out2.shape[1])).sum(-1)  # [B, N]: class k's linear on node k
+    return (out1 + out2) / 2
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_addgcn_forward_equals_the_released_code_written_channel_major(training):
+    model = _build("add_gcn", _info(np.tile(HAND_MADE, (2, 1))))
+    with torch.no_grad():  # non-trivial BatchNorm statistics and weights, so that every term shows
+        model.gcn.global_norm.running_mean.uniform_(-0.5, 0.5)
+        model.gcn.global_norm.running_var.uniform_(0.5, 2.0)
+        model.gcn.global_norm.weight.uniform_(0.5, 1.5)
+    model.train(training)
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features = model.backbone(images)
+        ours = model(images)["logits"]
+        model.train(training)  # the reference reads model.training
+        reference = _released_addgcn_forward(model, features)
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
 
 
 def test_addgcn_trains_on_a_last_batch_of_one_image():
