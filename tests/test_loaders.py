@@ -324,3 +324,25 @@ def test_encoded_images_cross_dataloader_workers_and_decode_as_on_the_cpu_path(d
     assert [i for i, _ in rows] == list(range(8))
     for i, image in rows:
         assert torch.equal(image, corner(read_rgb(index.path_of(i))))
+
+
+@pytest.mark.parametrize("augment", ["paper", "q2l", "mlgcn", "addgcn"])
+def test_every_recipe_augmentation_is_the_same_on_the_device_path_and_repeats_under_its_seed(demo_voc_root, augment):
+    """An image's augmentation is fixed by (seed, epoch, image) whichever path decodes it: a transform drawing from
+    an unseeded generator (Python's `random`, as ML-GCN's MultiScaleCrop does) would fail here."""
+    from drmoe_repro.data.dataset import ImageLabelDataset, decode_and_transform
+    from drmoe_repro.data.transforms import build_recipe_train_transform
+
+    index = load_voc(demo_voc_root, "trainval")
+    transform = build_recipe_train_transform(augment, {"image_size": 48, "augment": {
+        "crop_scale": [0.08, 1.0], "hflip": True, "color_jitter": 0.4}})
+    on_cpu = ImageLabelDataset(index, transform, seed=7)
+    on_device = ImageLabelDataset(index, None, seed=7, decode_on_device=True)
+    keys = [(i, 2) for i in range(6)]
+    cpu_images = torch.stack([on_cpu[key][0] for key in keys])  # [6, 3, 48, 48]
+    encoded = [on_device[key][0] for key in keys]
+    items, epochs = torch.tensor([i for i, _ in keys]), torch.tensor([e for _, e in keys])
+    device_images = decode_and_transform(encoded, items, epochs, transform, 7, torch.device("cpu"), index)
+    assert cpu_images.shape == (6, 3, 48, 48) and torch.equal(device_images, cpu_images)
+    assert torch.equal(torch.stack([on_cpu[key][0] for key in keys]), cpu_images)  # the same draws again
+    assert not torch.equal(on_cpu[(0, 3)][0], cpu_images[0])  # another epoch, another augmentation
