@@ -40,7 +40,7 @@ Per class: Nc = correct predictions, Np = predictions, Ng = positives.
   Ng. AP always leaves them out (both codes do). COCO has no ignored target: both give the same numbers there.
 
 F1 family from decisions (``decisions=``, bool [N, L]): a model that decides label sets itself (CNN-RNN's beam
-search) is scored on those sets, as its F1s were reported, instead of on its scores at a threshold; top-k keeps
+search) is scored on those sets, the predictions it makes, instead of on its scores at a threshold; top-k keeps
 each image's k highest-scoring decided labels. Keys say ``dec=beam`` where the others say ``thr=0.5``.
 
 Top-k (``top3``): only each image's k highest scores are predictions, and only if also ``>= threshold`` (ML-GCN).

@@ -44,7 +44,9 @@ def build_ablation_table(config: dict, profile: str, reference: dict | None = No
     rows = []
     for ablation in ABLATIONS:
         base, variant, dataset, change, sensitivity = ablation
-        row = {"base": base, "variant": variant, "dataset": dataset, "change": change, "profile": profile,
+        crop_scale = list(profile_of(config, profile)["input"]["augment"]["crop_scale"])
+        row = {"base": base, "variant": variant, "dataset": dataset, "profile": profile,
+               "change": change.format(crop_scale=crop_scale),
                "kind": "sensitivity" if sensitivity else "ablation", "n_seeds": 0}
         if ablation not in active:
             why = "opt in with sensitivity_runs: true" if sensitivity else "a system or the data set is not configured"

@@ -5,12 +5,14 @@ functions of `CHECKS` below. A check of kind "paper" reads only the paper's tran
 check of kind "reproduction" reads the measured results of the selected profile (`Measured`).
 
 Verdicts of claims:
-  holds | contradicted by the paper's own tables | contradicted by the reproduction |
+  holds | contradicted by the paper's own tables | contradicted by the numbers the paper cites (the values its
+  baselines' sources print, paper/provenance.yaml) | contradicted by the reproduction |
   not supported by the reproduction (the measured effect is not significant either way) | untestable here |
   untestable here (demo profile)
 On the demo profile every reproduction check says "untestable here (demo profile)" and gives the verdict it would
 have given in its evidence, which is then about the synthetic demo data only. A claim's overall verdict takes,
-in this order: contradicted by the paper's own tables; contradicted by the reproduction; not supported by the
+in this order: contradicted by the paper's own tables; contradicted by the numbers the paper cites; contradicted by
+the reproduction; not supported by the
 reproduction; holds; untestable here (demo profile); untestable here.
 Consistency points are consistent | inconsistent | ambiguous.
 """
@@ -32,6 +34,7 @@ from drmoe_repro.paper.claims import load_claims, table_claims
 
 HOLDS = "holds"
 PAPER = "contradicted by the paper's own tables"
+SOURCES = "contradicted by the numbers the paper cites"
 REPRO = "contradicted by the reproduction"
 NOT_SUPPORTED = "not supported by the reproduction"
 UNTESTABLE = "untestable here"
@@ -64,6 +67,11 @@ class Measured:
 class AuditContext:
     claims: dict
     measured: Measured | None = None
+
+
+def count_of(n: int, noun: str) -> str:
+    """'1 image', '3 images'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 @lru_cache(maxsize=1)
@@ -148,6 +156,33 @@ def best_in_tables(ctx: AuditContext, tables: list[int], metrics: list[str], sys
         return PAPER, "; ".join(failures)
     return HOLDS, f"{display_name(_row(ctx, tables[0], system))} has the highest value in every column: " + \
         ", ".join(shown)
+
+
+@check("paper")
+def best_against_sources(ctx: AuditContext, tables: list[int], metrics: list[str], system: str = PROPOSED):
+    """The paper's value of `system` against what each baseline's cited source prints (provenance.yaml), where the
+    source prints the metric: a claim that holds in the paper's table may rest on a mis-copied baseline value."""
+    from drmoe_repro.paper import provenance as pv
+
+    failures, compared = [], []
+    for t in tables:
+        mine = _row(ctx, t, system)
+        for entry in (e for e in pv.entries() if e["table"] == t and e["system"] != system):
+            for m in metrics:
+                cited = (entry.get("source_values") or {}).get(m)
+                if cited is None:
+                    continue
+                row = _row(ctx, t, entry["system"])
+                compared.append(f"{display_name(row)} {m} {_fmt(cited)}")
+                if cited >= mine[m]:
+                    printed = f", printed by the paper as {_fmt(row[m])}" if row[m] != cited else ""
+                    failures.append(f"Table {t} {m}: {display_name(row)}'s source prints {_fmt(cited)}{printed}, "
+                                    f"not below {display_name(mine)}'s {_fmt(mine[m])}")
+    if not compared:
+        raise _Untestable(f"no cited source prints {', '.join(metrics)} for the baselines of Table(s) {tables}")
+    if failures:
+        return SOURCES, "; ".join(failures) + " (paper/provenance.yaml; the report's section 4.3)"
+    return HOLDS, "above every value the cited sources print: " + ", ".join(compared)
 
 
 def _compare(pairs, metrics: list[str], failed: str):
@@ -541,8 +576,9 @@ def measured_bicycle_person(ctx: AuditContext, dataset: str):
     if ex and ex["n_both"] and ex["n_bicycle_alone"]:
         diff = ex["bicycle_with_person"] - ex["bicycle_alone"]
         p = ex.get("p_value", float("nan"))
-        texts.append(f"bicycle's shared weight with person {ex['bicycle_with_person']:.3f} ({ex['n_both']} images) vs "
-                     f"alone {ex['bicycle_alone']:.3f} ({ex['n_bicycle_alone']} images), permutation p = {_fmt(p, 3)}; "
+        texts.append(f"bicycle's shared weight with person {ex['bicycle_with_person']:.3f} "
+                     f"({count_of(ex['n_both'], 'image')}) vs alone {ex['bicycle_alone']:.3f} "
+                     f"({count_of(ex['n_bicycle_alone'], 'image')}), permutation p = {_fmt(p, 3)}; "
                      f"person's with bicycle {ex['person_with_bicycle']:.3f}")
         if math.isfinite(p) and p < ALPHA:
             verdicts.append(HOLDS if diff > 0 else REPRO)
@@ -605,8 +641,9 @@ def overall(findings: list[Finding]) -> str:
     """A claim's verdict from its checks' (order in the module docstring)."""
     paper = [f.verdict for f in findings if f.kind == "paper"]
     repro = [f.verdict for f in findings if f.kind == "reproduction"]
-    if PAPER in paper:
-        return PAPER
+    for verdict in (PAPER, SOURCES):
+        if verdict in paper:
+            return verdict
     for verdict in (REPRO, NOT_SUPPORTED):
         if verdict in repro:
             return verdict

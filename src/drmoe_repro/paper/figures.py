@@ -272,7 +272,7 @@ def render_all(datasets: list[str], inputs: dict[str, Any], profile: str, figure
                 key = f"gates_{d}{key_suffix}"
                 sample = inputs["gates"].get(key, {})
                 if sample.get("samples"):
-                    title = f"DR-MoE gate weights, {d} test images (seed {sample['seed']}), {sign}"
+                    title = f"DR-MoE gate weights, {d} test images (seed {sample['seed']})\n{sign}"  # fits the width
                     figures[key] = gate_figure(sample["samples"], sample["gates"], sample["label_names"],
                                                sample["expert_names"], title + (f"\n{suffix.strip()}" if suffix else ""))
                 else:

@@ -22,6 +22,7 @@ import pandas as pd
 import yaml
 
 from drmoe_repro.config import profile_of
+from drmoe_repro.data.demo import COCO_DEMO_CATEGORIES
 from drmoe_repro.io import save_json, write_text
 from drmoe_repro.layout import (BASELINE, GATE_FIGURES, METRIC_TABLES, PER_CLASS_TABLE, PREDICTIONS, PROPOSED,
                                 METRICS, REPORT, TRAIN_SUMMARY, analysis_datasets, figure_paths, report_outputs,
@@ -208,7 +209,10 @@ def _header(config: dict, profile: str, found: list[str]) -> list[str]:
     data = ", ".join(f"{d} ({spec['source']})" for d, spec in sorted(prof["datasets"].items()))
     lines = ["# DR-MoE reproduction: the paper's tables beside the measurements", ""]
     if profile == "demo":
-        lines += [prose("demo_banner"), ""]
+        sizes = [f"{spec['demo_images']['train']} training and {spec['demo_images']['test']} test images in {d}"
+                 for d, spec in sorted(prof["datasets"].items()) if "demo_images" in spec]
+        lines += [prose("demo_banner", image_size=prof["input"]["image_size"], epochs=prof["train"]["epochs"],
+                        sizes=sizes, n_classes=len(COCO_DEMO_CATEGORIES)), ""]
     lines += deviation_banner(profile, found)
     lines += [
         f"Profile: `{profile}`. Seeds: {', '.join(str(s) for s in prof['seeds'])}. Data sets: {data}.",
@@ -258,6 +262,8 @@ def _metric_table_section(number: int, df: pd.DataFrame, profile: str, found: li
         lines[-1] += " " + prose("decided_f1_note", names=list(decided))
     if gates:
         lines[-1] += " " + prose("gate_columns_note")
+    if number in (1, 2, 3):  # the tables with the baselines
+        lines[-1] += " " + prose("measured_rows_note")
     return lines + [""]
 
 
@@ -381,8 +387,9 @@ def _cooccurrence_section(analysis: dict, profile: str) -> list[str]:
             ex = res.get("example")
             if ex:
                 examples.append(f"- {d}, {SYSTEM_NAMES[system]}: bicycle's shared weight with person "
-                                f"{_num(ex['bicycle_with_person'], 3) or 'n/a'} ({ex['n_both']} images), alone "
-                                f"{_num(ex['bicycle_alone'], 3) or 'n/a'} ({ex['n_bicycle_alone']} images); "
+                                f"{_num(ex['bicycle_with_person'], 3) or 'n/a'} ({au.count_of(ex['n_both'], 'image')}),"
+                                f" alone {_num(ex['bicycle_alone'], 3) or 'n/a'} "
+                                f"({au.count_of(ex['n_bicycle_alone'], 'image')}); "
                                 f"person's with bicycle {_num(ex['person_with_bicycle'], 3) or 'n/a'}.")
     lines += [md_table(headers, rows), ""]
     if examples:
