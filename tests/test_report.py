@@ -169,6 +169,10 @@ def test_report_has_every_table_and_figure_says_demo_and_is_byte_identical_on_re
     text = REPORT_PATH.read_text(encoding="utf-8")
     head = text.split("## Contents")[0]
     assert "not comparable" in head and "synthetic" in head
+    demo = project["profiles"]["demo"]  # the banner states the demo's scale from its config
+    assert f"generated {demo['input']['image_size']} px images" in head
+    assert f"for {demo['train']['epochs']} epochs" in head and "20 classes each (COCO has 80)" in head
+    assert text.count("Measured rows are this suite's implementations") == 3  # Tables 1-3, the baselines' tables
     for n in range(1, 7):
         section = text.split(f"### Table {n}:")[1].split("###")[0]
         assert "not comparable" in section, n
@@ -390,3 +394,15 @@ def test_the_report_refuses_to_compute_a_missing_table(project):
     """The report renders tables; without one it says which command makes it rather than computing it itself."""
     with pytest.raises(FileNotFoundError, match=r"results/table1\.csv is missing: .*drmoe-repro table --table 1"):
         render_report(project, "demo", n_resamples=RESAMPLES)
+
+
+def test_the_crop_scale_rows_name_the_profiles_own_scale(project):
+    """On the paper profile *_crop05 narrows the crop (0.08 -> 0.5); on the demo, whose crop is [0.85, 1], it widens
+    it: the row says which, from the profile's config."""
+    from drmoe_repro.paper.ablations import build_ablation_table
+
+    for profile in ("demo", "paper"):
+        table = build_ablation_table(project, profile)
+        crops = table[table["variant"].str.endswith("_crop05")]["change"]
+        scale = list(project["profiles"][profile]["input"]["augment"]["crop_scale"])
+        assert len(crops) == 3 and (crops == f"random-resized-crop scale [0.5, 1] instead of the profile's {scale}").all()
