@@ -66,8 +66,9 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         if global_batch % ctx.world_size:
             raise ValueError(f"batch size {global_batch} is not divisible by {ctx.world_size} processes")
         if drop_last and num_items < global_batch:
-            raise ValueError(f"train.drop_last with batch size {global_batch} leaves no full batch of the {num_items} "
-                             "training images; use a smaller batch or more images")
+            raise ValueError(f"drop_last with batch size {global_batch} leaves no full batch of the {num_items} "
+                             "training images (Query2Label's and ADD-GCN's published schedules drop the last short "
+                             "batch: set train.published_schedule: false, or train on more images)")
         self.num_items, self.global_batch, self.seed, self.ctx = num_items, global_batch, seed, ctx
         self.drop_last = drop_last  # drop an epoch's short last batch (Query2Label's and ADD-GCN's loaders do)
         self.epoch = 0
