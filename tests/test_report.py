@@ -173,6 +173,8 @@ def test_report_has_every_table_and_figure_says_demo_and_is_byte_identical_on_re
     assert f"generated {demo['input']['image_size']} px images" in head
     assert f"for {demo['train']['epochs']} epochs" in head and "20 classes each (COCO has 80)" in head
     assert text.count("Measured rows are this suite's implementations") == 3  # Tables 1-3, the baselines' tables
+    for n, first_column in ((1, "Method"), (4, "Number of Shared Experts"), (5, "Hidden Layer Size")):  # the paper's
+        assert text.split(f"### Table {n}:")[1].split("\n| ")[1].startswith(f"{first_column} |"), n
     for n in range(1, 7):
         section = text.split(f"### Table {n}:")[1].split("###")[0]
         assert "not comparable" in section, n

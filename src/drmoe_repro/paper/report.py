@@ -235,7 +235,7 @@ def _header(config: dict, profile: str, found: list[str]) -> list[str]:
 def _metric_table_section(number: int, df: pd.DataFrame, profile: str, found: list[str]) -> list[str]:
     claims = table_claims(number)
     metrics = claims["metrics"]
-    headers = ["Method"]
+    headers = [claims.get("row_header", "Method")]
     for m in metrics:
         headers += [f"paper {m}", f"measured {m}"] + ([f"Δ {m}"] if profile == "paper" else [])
     gates = number == 3  # the gating ablation: how sharp each system's gates are
