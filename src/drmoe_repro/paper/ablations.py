@@ -41,10 +41,10 @@ def build_ablation_table(config: dict, profile: str, reference: dict | None = No
     reference = config if reference is None else reference
     seeds = list(profile_of(config, profile)["seeds"])
     active = set(active_ablations(config, profile))
+    crop_scale = list(profile_of(config, profile)["input"]["augment"]["crop_scale"])  # CROP names the profile's
     rows = []
     for ablation in ABLATIONS:
         base, variant, dataset, change, sensitivity = ablation
-        crop_scale = list(profile_of(config, profile)["input"]["augment"]["crop_scale"])
         row = {"base": base, "variant": variant, "dataset": dataset, "profile": profile,
                "change": change.format(crop_scale=crop_scale),
                "kind": "sensitivity" if sensitivity else "ablation", "n_seeds": 0}

@@ -12,8 +12,7 @@ Verdicts of claims:
 On the demo profile every reproduction check says "untestable here (demo profile)" and gives the verdict it would
 have given in its evidence, which is then about the synthetic demo data only. A claim's overall verdict takes,
 in this order: contradicted by the paper's own tables; contradicted by the numbers the paper cites; contradicted by
-the reproduction; not supported by the
-reproduction; holds; untestable here (demo profile); untestable here.
+the reproduction; not supported by the reproduction; holds; untestable here (demo profile); untestable here.
 Consistency points are consistent | inconsistent | ambiguous.
 """
 
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from drmoe_repro.paper import provenance as pv
 from drmoe_repro.paper.claims import load_claims, table_claims
 
 HOLDS = "holds"
@@ -162,8 +162,6 @@ def best_in_tables(ctx: AuditContext, tables: list[int], metrics: list[str], sys
 def best_against_sources(ctx: AuditContext, tables: list[int], metrics: list[str], system: str = PROPOSED):
     """The paper's value of `system` against what each baseline's cited source prints (provenance.yaml), where the
     source prints the metric: a claim that holds in the paper's table may rest on a mis-copied baseline value."""
-    from drmoe_repro.paper import provenance as pv
-
     failures, compared = [], []
     for t in tables:
         mine = _row(ctx, t, system)
