@@ -408,3 +408,13 @@ def test_the_crop_scale_rows_name_the_profiles_own_scale(project):
         crops = table[table["variant"].str.endswith("_crop05")]["change"]
         scale = list(project["profiles"][profile]["input"]["augment"]["crop_scale"])
         assert len(crops) == 3 and (crops == f"random-resized-crop scale [0.5, 1] instead of the profile's {scale}").all()
+
+
+def test_paired_bootstrap_counts_only_the_resamples_that_have_an_map():
+    """One positive among four images: about (3/4)^4 = 32% of resamples miss it and have no mAP; they are left out,
+    and the count says how many were used."""
+    targets = np.array([[1], [0], [0], [0]], dtype=np.int8)
+    a = [np.array([[0.9], [0.2], [0.1], [0.3]], dtype=np.float32)]
+    b = [np.array([[0.4], [0.6], [0.1], [0.3]], dtype=np.float32)]
+    result = an.paired_bootstrap(a, b, targets, n_resamples=200, seed=0)
+    assert 100 < result["n_resamples"] < 180 and np.isfinite(result["mean"])

@@ -493,10 +493,10 @@ def paired_bootstrap(scores_a: list[np.ndarray], scores_b: list[np.ndarray], tar
         idx = rng.integers(0, n_images, size=n_images)
         t = targets[idx]
         diffs[r] = np.mean([_map(a[idx], t) - _map(b[idx], t) for a, b in zip(scores_a, scores_b)]) * 100.0
-    finite = diffs[np.isfinite(diffs)]
+    finite = diffs[np.isfinite(diffs)]  # a resample with no positive for any class has no mAP: left out, and counted
     return {"observed": observed, "mean": float(finite.mean()), "ci_low": float(np.percentile(finite, 2.5)),
             "ci_high": float(np.percentile(finite, 97.5)), "frac_le_0": float((finite <= 0).mean()),
-            "n_resamples": int(n_resamples), "seed": int(seed), "n_images": int(n_images),
+            "n_resamples": int(finite.size), "seed": int(seed), "n_images": int(n_images),
             "n_seeds": len(scores_a)}
 
 
