@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
+from drmoe_repro.config import DEFAULT_CONFIG, PUBLISHED_SCHEDULES, load_config, resolve_run
 from drmoe_repro.data.transforms import MultiScaleCrop, build_recipe_train_transform
-from drmoe_repro.engine.recipes import build_recipe
+from drmoe_repro.engine.recipes import Q2L_PUBLISHED_RECIPE, build_recipe
 from drmoe_repro.engine.train import training_loss
 from drmoe_repro.models import DataInfo, build_model
 from drmoe_repro.models.backbone import global_max_pool
@@ -394,6 +394,10 @@ def test_published_schedules_are_the_authors_on_the_paper_profile_and_the_profil
         assert schedule("demo", system) == (demo["train"]["epochs"], demo["train"]["lr_milestones"],
                                             demo["datasets"]["coco"]["batch_size"], False)
     assert "published_schedule" not in resolve_run(config, "paper", "coco", "q2l_published", 0)["train"]
+    # The operative schedule and the documented recipe (engine/recipes.py, with its sources) say the same.
+    q2l = PUBLISHED_SCHEDULES["q2l"]
+    assert (q2l["epochs"], q2l["drop_last"]) == (Q2L_PUBLISHED_RECIPE["epochs"][0], Q2L_PUBLISHED_RECIPE["drop_last"][0])
+    assert Q2L_PUBLISHED_RECIPE["batch_size"][0].startswith(f"{q2l['batch_size']} on one GPU")
 
 
 def test_published_mlgcn_schedule_keeps_the_lr_for_its_20_epochs():
