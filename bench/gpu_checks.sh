@@ -4,7 +4,8 @@
 #   mkdir -p .device && cp ../shared/bench/naive_reference.py .device/ && bash bench/gpu_checks.sh
 # Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables. The steps run most important first,
 # each under its own time limit and each writing its own file, so that a call cut short still returns the first.
-# The first four steps fit in about 10 minutes; the last needs a second call of its own on a tight device budget.
+# Every step but `all_compiled` should fit in about 10 minutes together (an estimate: no GPU has run this script
+# yet); `all_compiled` needs a second call of its own on a tight device budget.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
 mkdir -p "$OUT"
@@ -25,6 +26,9 @@ step 200 drmoe_real_nvjpeg_3runs --models drmoe "${fast[@]}" --data real --decod
 # Every model against its own naive eager step: eager with the fused optimizer (quick), then CPU decoding workers
 # instead of nvjpeg, then every model compiled with CUDA graphs (slow: about a minute of compilation per model).
 step 150 all_eager_fused --models all --precision bf16 --channels-last --fused --compare-naive
+# Query2Label's published recipe trains at batch 64 on one GPU (q2l_published, train.published_schedule): does it
+# fit this card? peak_gib_per_run answers it; the steps that came before give every model's peak at batch 32.
+step 90 q2l_batch64_memory --models q2l --batch 64 --precision bf16 --channels-last --fused --steps 5 --warmup 2
 step 120 drmoe_real_cpu_workers --models drmoe "${fast[@]}" --data real --decode cpu --workers 14
 step 480 all_compiled --models all "${fast[@]}" --compare-naive
 ls -l "$OUT"

@@ -20,6 +20,9 @@ rate is their aggregate: all images / (last end - first start). (On a GPU, NVIDI
 overlap; without it the GPU time-slices between them.) `--compare-naive` also times each model as a naive eager
 step (bf16 autocast, channels_last, torch's default optimizer, no compile, one process, synthetic input: the
 naive reference's configuration) and reports `speedup` = rate / naive rate.
+On a GPU, `peak_gib_per_run` is the most memory one run's tensors held (torch.cuda.max_memory_allocated, from the
+model's construction to its last timed step): whether a run at this batch fits a card, e.g. Query2Label's published
+batch of 64 (`--models q2l --batch 64`).
 Prints a table; `--out` also writes it as CSV. Not a test: timings depend on the machine.
 """
 
@@ -197,6 +200,9 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     info = DataInfo(tuple(f"label{j}" for j in range(args.labels)),
                     (np.random.default_rng(0).random((256, args.labels)) < 0.05).astype(np.int8))
     torch.manual_seed(0)
+    if device.type == "cuda":  # the peak of this model's steps alone, not of the models benchmarked before it
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     model = build_model(name, model_cfg, info).to(device)
     model = model.to(memory_format=memory_format)
     recipe = build_recipe(model, name, {**train_cfg, "fused_optimizer": variant.fused}, steps_per_epoch=10**6)
@@ -235,8 +241,12 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
         step()
     finish()
     window_end = time.monotonic()
+    # Tensors only (weights, optimizer state, activations, workspaces), as torch's allocator counts them: the CUDA
+    # context and the allocator's cache come on top (about 0.5-1 GiB more in nvidia-smi).
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return {"step_s": (window_end - window_start) / args.steps, "window": (window_start, window_end), "flops": flops,
-            "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"]}
+            "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"],
+            "peak_bytes": peak}
 
 
 def _concurrent_run(name, args, variant, device_name, folder, barrier, rank):
@@ -271,8 +281,10 @@ def measure(name, args, variant: Variant, device, folder: Path, runs: int = 1) -
         file.unlink()  # the next model's runs write their own
     start = min(part["window"][0] for part in parts)
     end = max(part["window"][1] for part in parts)
+    peaks = [part["peak_bytes"] for part in parts if part["peak_bytes"] is not None]
     return {**parts[0], "step_s": statistics.median(part["step_s"] for part in parts),
-            "images_per_s": runs * args.steps * args.batch / (end - start)}
+            "images_per_s": runs * args.steps * args.batch / (end - start),
+            "peak_bytes": max(peaks) if peaks else None}  # per run: each process counts its own tensors
 
 
 def bench_model(name, args, device, folder: Path) -> dict:
@@ -289,6 +301,8 @@ def bench_model(name, args, device, folder: Path) -> dict:
         "gflop_per_image": round(result["flops"] / 1e9, 2),
         "mfu_percent": round(100 * rate * result["flops"] / (peak * 1e12), 1) if peak else None,
         "parameters_M": round(result["parameters"] / 1e6, 2),
+        # Peak GPU memory of one run (empty on a CPU): whether a run of this batch fits a card of a given size.
+        "peak_gib_per_run": None if result["peak_bytes"] is None else round(result["peak_bytes"] / 2**30, 2),
     }
     if args.compare_naive:
         naive = measure(name, args, Variant.naive(), device, folder)["images_per_s"]
