@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import socket
 import tarfile
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from drmoe_repro import progress
 from drmoe_repro.commands import fetch as fetch_command
 from drmoe_repro.data import fetch as fetch_module
 from drmoe_repro.data.fetch import FetchError, extract_archive, fetch_asset, fetch_asset_result
@@ -447,6 +449,30 @@ def test_extract_archive_handles_tgz(tmp_path):
     (tmp_path / "g.tgz").write_bytes(buffer.getvalue())
     assert extract_archive(tmp_path / "g.tgz", tmp_path / "out") == 1
     assert (tmp_path / "out" / "glove" / "words.txt").read_bytes() == b"hello"
+
+
+@pytest.mark.parametrize("interval", [60.0, 0.0])
+def test_without_bars_each_stage_reports_in_plain_lines_once_it_runs_long(server, tmp_path, monkeypatch, capsys,
+                                                                          interval):
+    """`progress=False` (every Snakemake job: --no-progress): a fetch quicker than the line interval prints nothing;
+    one slower than it (interval 0 here) reports its download, its checksum pass and its extraction in lines."""
+    monkeypatch.setattr(progress, "LINE_EVERY_S", interval)
+    data = make_coco_zip()
+    url = server.serve("/zips/train2014.zip", data)
+    downloads = tmp_path / "downloads"
+    fetch_asset("coco_train2014", spec_for([url], data), downloads, tmp_path / "coco", progress=False)
+    local = spec_for([], data, local=str(downloads / "train2014.zip"))  # a copy the user has: checksummed first
+    fetch_asset("coco_train2014", local, tmp_path / "unused", tmp_path / "coco_local", progress=False)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    if interval:
+        assert err == ""
+        return
+    assert "\r" not in err
+    finished = r"(\S+)/\1B \["  # as many bytes done as the total, e.g. "121k/121kB ["
+    assert any(re.match(r"train2014\.zip: " + finished, line) for line in lines), lines
+    assert any(re.match(r"verify train2014\.zip: " + finished, line) for line in lines), lines
+    assert sum(line.startswith("extract train2014.zip: 4/4 files [") for line in lines) == 2, lines
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from drmoe_repro.config import DEFAULT_CONFIG, load_config
+from drmoe_repro.progress import NO_PROGRESS_HELP
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +21,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, help="data set key of the profile, e.g. coco or voc")
     parser.add_argument("--system", required=True, help="system name from the config's `systems`, e.g. drmoe")
     parser.add_argument("--seed", type=int, required=True, help="random seed of the run")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in log files)")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
 
 
 def add_reference_argument(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,7 @@ from drmoe_repro.data import demo
 from drmoe_repro.data.fetch import FetchError, fetch_asset_result
 from drmoe_repro.io import save_json
 from drmoe_repro.layout import demo_asset, fetch_marker
+from drmoe_repro.progress import NO_PROGRESS_HELP
 
 HELP = ("download, verify (MD5/SHA-256) and unpack one data asset of the config (COCO, VOC, GloVe, weights), or "
         "generate the demo data set (demo_<dataset>)")
@@ -43,7 +44,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds to wait for a connection or for the next bytes before giving up on a URL (default: 60)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in cluster logs)")
+    parser.add_argument("--no-progress", action="store_true", help=NO_PROGRESS_HELP)
 
 
 def demo_assets(prof: dict) -> dict[str, str]:

@@ -48,10 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-from tqdm import tqdm
 
 from drmoe_repro import __version__
 from drmoe_repro.io import load_json, save_json
+from drmoe_repro.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def fetch_asset_result(
     download_dir, extract_dir = Path(download_dir), Path(extract_dir)
 
     if asset.local is not None:
-        return _use_local(asset, extract_dir, key)
+        return _use_local(asset, extract_dir, key, progress)
 
     if asset.extract:
         done = _done_extraction(asset, extract_dir)
@@ -203,13 +203,13 @@ def fetch_asset_result(
 
     archive = download_dir / asset.filename
     if archive.exists():
-        md5, sha256, source = _verify_present_archive(asset, archive, key)
+        md5, sha256, source = _verify_present_archive(asset, archive, key, progress)
     else:
         md5, sha256, source = _download_asset(asset, archive, timeout, progress, key, config_path)
 
     if not asset.extract:
         return FetchResult(name, archive, source, archive, md5, sha256, extracted=False, verified=_verified(asset))
-    _extract_and_mark(asset, archive, extract_dir, source, md5, sha256)
+    _extract_and_mark(asset, archive, extract_dir, source, md5, sha256, progress)
     return FetchResult(name, extract_dir, source, archive, md5, sha256, extracted=True, verified=_verified(asset))
 
 
@@ -218,7 +218,7 @@ def fetch_asset_result(
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _use_local(asset: AssetSpec, extract_dir: Path, key: str) -> FetchResult:
+def _use_local(asset: AssetSpec, extract_dir: Path, key: str, progress: bool = True) -> FetchResult:
     """Use `local` in place: an archive is verified (and extracted if asked), a folder is taken as it is."""
     path = asset.local
     assert path is not None
@@ -244,7 +244,7 @@ def _use_local(asset: AssetSpec, extract_dir: Path, key: str) -> FetchResult:
         if done is not None:
             return done
     log.info("asset '%s': verifying %s", asset.name, path)
-    md5, sha256 = _hash_file(path)
+    md5, sha256 = _hash_file(path, progress=progress)
     problem = _checksum_problem(asset, md5, sha256)
     if problem:
         raise FetchError(
@@ -253,7 +253,7 @@ def _use_local(asset: AssetSpec, extract_dir: Path, key: str) -> FetchResult:
         )
     if not asset.extract:
         return FetchResult(asset.name, path, str(path), path, md5, sha256, extracted=False, verified=_verified(asset))
-    _extract_and_mark(asset, path, extract_dir, str(path), md5, sha256)
+    _extract_and_mark(asset, path, extract_dir, str(path), md5, sha256, progress)
     return FetchResult(asset.name, extract_dir, str(path), path, md5, sha256, extracted=True,
                        verified=_verified(asset))
 
@@ -284,11 +284,13 @@ class _Digests:
         return self.md5.hexdigest(), self.sha256.hexdigest()
 
 
-def _hash_file(path: Path, digests: _Digests | None = None) -> tuple[str, str]:
+def _hash_file(path: Path, digests: _Digests | None = None, progress: bool = True) -> tuple[str, str]:
     digests = digests or _Digests()
-    with open(path, "rb") as handle:
+    with open(path, "rb") as handle, progress_bar(total=path.stat().st_size, desc=f"verify {path.name}", unit="B",
+                                                  unit_scale=True, bars=progress) as bar:
         while chunk := handle.read(_CHUNK):
             digests.update(chunk)
+            bar.update(len(chunk))
     return digests.hexdigests()
 
 
@@ -329,7 +331,7 @@ def _write_sidecar(archive: Path, md5: str, sha256: str, source: str) -> None:
     )
 
 
-def _verify_present_archive(asset: AssetSpec, archive: Path, key: str) -> tuple[str, str, str]:
+def _verify_present_archive(asset: AssetSpec, archive: Path, key: str, progress: bool = True) -> tuple[str, str, str]:
     """Check a file already under the final name: trust a fresh sidecar, else hash it (it may have been put there)."""
     sidecar = _sidecar_path(archive)
     stat = archive.stat()
@@ -342,7 +344,7 @@ def _verify_present_archive(asset: AssetSpec, archive: Path, key: str) -> tuple[
         return recorded["md5"], recorded["sha256"], recorded.get("source", str(archive))
 
     log.info("asset '%s': verifying %s", asset.name, archive)
-    md5, sha256 = _hash_file(archive)
+    md5, sha256 = _hash_file(archive, progress=progress)
     problem = _checksum_problem(asset, md5, sha256)
     if problem:
         raise FetchError(
@@ -444,19 +446,19 @@ def _download_url(url: str, part: Path, digests: _Digests, *, timeout: float, pr
             log.info("%s: %s; resuming (attempt %d)", url, stop.detail, attempt + 1)
 
 
-def _sync_digests(part: Path, digests: _Digests) -> int:
+def _sync_digests(part: Path, digests: _Digests, progress: bool) -> int:
     """Make `digests` cover exactly the bytes in `part` (re-hashing it if left by an earlier run); return its size."""
     size = part.stat().st_size if part.exists() else 0
     if size != digests.size:
         digests.reset()
         if size:
-            _hash_file(part, digests)
+            _hash_file(part, digests, progress=progress)
     return size
 
 
 def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, progress: bool, label: str) -> None:
     """One HTTP request appending to `part`. Returns when the body is complete; raises _Interrupted or _UrlFailed."""
-    offset = _sync_digests(part, digests)
+    offset = _sync_digests(part, digests, progress)
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}  # identity: Range counts raw bytes
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -497,15 +499,8 @@ def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, pr
             total = int(length) if length and length.isdigit() else None
 
         written = 0
-        with open(part, "ab" if offset else "wb") as out, tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=label,
-            disable=not progress,
-            mininterval=1.0,
+        with open(part, "ab" if offset else "wb") as out, progress_bar(
+            total=total, initial=offset, unit="B", unit_scale=True, desc=label, bars=progress
         ) as bar:
             while True:
                 try:
@@ -627,13 +622,14 @@ def check_archive_members(archive: Path, target: Path) -> int:
     return count
 
 
-def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> int:
+def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, progress: bool = True) -> int:
     """Unpack `archive` into `target` safely and all-or-nothing per file; return the number of members.
 
     Every member is checked before anything is written. The archive is unpacked into a temporary folder inside
     `target` (same file system, so the moves are renames) and merged into `target` only once complete; a crash
     leaves at most that temporary folder, which the next call removes. Files already in `target` with the same
-    path are replaced (so two archives may share a target, e.g. VOC's trainval and test tars).
+    path are replaced (so two archives may share a target, e.g. VOC's trainval and test tars). `progress`: a bar
+    over the members, else a line a minute (COCO's train2014.zip is 82,783 files, minutes of work).
     """
     archive, target = Path(archive), Path(target)
     count = check_archive_members(archive, target)
@@ -644,12 +640,15 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike) -> in
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target))
     try:
         try:
+            def counted(members):
+                return progress_bar(members, total=count, desc=f"extract {archive.name}", unit="files", bars=progress)
+
             if archive_format(archive.name) == "zip":
                 with zipfile.ZipFile(archive) as zf:
-                    zf.extractall(staging)
+                    zf.extractall(staging, members=counted(zf.infolist()))
             else:
                 with tarfile.open(archive, "r:*") as tf:
-                    tf.extractall(staging, filter="data")  # also drops setuid bits
+                    tf.extractall(staging, members=counted(tf), filter="data")  # also drops setuid bits
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zipfile.LargeZipFile, OSError) as err:
             raise FetchError(f"could not extract {archive} ({err}); nothing of it was put into {target}") from None
         _merge_into(staging, target)
@@ -704,11 +703,12 @@ def _done_extraction(asset: AssetSpec, extract_dir: Path, source: str | None = N
     )
 
 
-def _extract_and_mark(asset: AssetSpec, archive: Path, extract_dir: Path, source: str, md5: str, sha256: str) -> None:
+def _extract_and_mark(asset: AssetSpec, archive: Path, extract_dir: Path, source: str, md5: str, sha256: str,
+                      progress: bool = True) -> None:
     marker = _marker_path(asset, extract_dir)
     marker.unlink(missing_ok=True)  # whatever was extracted before is about to be overwritten
     log.info("asset '%s': extracting %s into %s", asset.name, archive, extract_dir)
-    count = extract_archive(archive, extract_dir)
+    count = extract_archive(archive, extract_dir, progress)
     save_json(
         marker,
         {

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from drmoe_repro import metrics
 from drmoe_repro.data.dataset import ImageLabelDataset
@@ -24,6 +23,7 @@ from drmoe_repro.engine.provenance import device_description, git_commit, librar
 from drmoe_repro.engine.train import DEFAULT_LOADER_TIMEOUT_S, batches, label_prior, load_trained_model
 from drmoe_repro.layout import CONVENTIONS, GATES, METRICS, PREDICTIONS, RUN_INFO, TRAIN_SUMMARY
 from drmoe_repro.io import load_json, save_json, save_npz, write_text
+from drmoe_repro.progress import progress_bar
 
 
 @torch.no_grad()
@@ -49,8 +49,8 @@ def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool
         generator=torch.Generator().manual_seed(0),
     )
     scores, gates, decisions = [], [], []
-    for images, _, _ in tqdm(batches(loader, timeout), total=len(loader),
-                             desc=f"evaluate {cfg['system']}/{cfg['dataset']}", disable=not progress, leave=False):
+    for images, _, _ in progress_bar(batches(loader, timeout), total=len(loader), unit="batches", bars=progress,
+                                     desc=f"evaluate {cfg['system']}/{cfg['dataset']}", leave=False):
         out = model(images.to(device))
         scores.append(torch.sigmoid(out["logits"].float()).cpu())
         if "gates" in out:

@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform, training_targets
 from drmoe_repro.data.index import LabelIndex
@@ -40,6 +39,7 @@ from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.layout import CHECKPOINT, MODEL, TRAIN_SUMMARY
 from drmoe_repro.io import save_json, save_torch
 from drmoe_repro.models.registry import DataInfo, build_model
+from drmoe_repro.progress import progress_bar
 
 
 def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -211,9 +211,9 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         sampler.set_epoch(epoch)
         step_model.train()
         losses = []
-        bar = tqdm(batches(loader, timeout), total=len(loader),
-                   desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
-                   disable=not (progress and ctx.is_main), leave=False)
+        bar = progress_bar(batches(loader, timeout), total=len(loader), unit="batches", bars=progress,
+                           desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
+                           disable=not ctx.is_main, leave=False)
         try:
             for batch in bar:
                 if on_device:
@@ -234,7 +234,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
                 watch.push(loss, f"step {step} (epoch {epoch + 1})")  # raises for the step before, if non-finite
                 losses.append(loss)  # a device tensor: no host sync per step
                 images_seen += images.shape[0] * ctx.world_size
-                if progress and ctx.is_main and step % 10 == 0 and watch.last is not None:
+                if ctx.is_main and step % 10 == 0 and watch.last is not None:
                     bar.set_postfix(loss=f"{watch.last:.4f}")
             watch.flush()  # every step of the epoch checked before its checkpoint is written
         except NonFiniteLossError as exc:
