@@ -47,3 +47,17 @@ def test_disable_shows_nothing_even_for_long_work(capsys, disable):
     for _ in progress_bar(range(3), bars=False, desc="rank1", line_every_s=0, disable=disable):
         time.sleep(0.01)
     assert (capsys.readouterr().err == "") == disable
+
+
+def test_prepares_image_check_reports_in_lines_once_it_runs_long(tmp_path, monkeypatch, capsys):
+    """`prepare` checks every image file (120,000 for COCO, minutes on a network disk): lines, as under Snakemake."""
+    from drmoe_repro.data.image_files import verify_images
+
+    names = [f"{i}.jpg" for i in range(3)]
+    for name in names:
+        (tmp_path / name).write_bytes(b"\xff\xd8" + bytes(16) + b"\xff\xd9")
+    verify_images(tmp_path, names)
+    assert capsys.readouterr().err == ""  # quicker than a minute: nothing
+    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+    verify_images(tmp_path, names)
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"check images in {tmp_path}: 3/3 files [")
