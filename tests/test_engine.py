@@ -137,14 +137,20 @@ def test_the_last_epoch_writes_a_checkpoint_only_when_it_is_kept(tiny_run, tmp_p
         assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
 
 
-def test_without_bars_a_long_epoch_and_its_evaluation_report_in_plain_lines(tiny_run, tmp_path, monkeypatch, capsys):
-    """`progress=False` (the Snakemake jobs' --no-progress) on work longer than the line interval (0 s here): each
-    epoch and the test-set evaluation after it say how far they are, as lines a log file keeps."""
-    monkeypatch.setattr(progress, "LINE_EVERY_S", 0.0)
+@pytest.mark.parametrize("interval", [60.0, 0.0])
+def test_without_bars_a_long_epoch_and_its_evaluation_report_in_plain_lines(tiny_run, tmp_path, monkeypatch, capsys,
+                                                                             interval):
+    """`progress=False` (the Snakemake jobs' --no-progress): epochs and evaluations quicker than the line interval
+    print nothing (the loss shown beside a bar every 10 steps must not force a line either); on work longer than
+    the interval (0 s here) each epoch and the test-set evaluation after it say how far they are, in lines."""
+    monkeypatch.setattr(progress, "LINE_EVERY_S", interval)
     folder, cfg = tiny_run
     run_cfg = {**cfg, "train": {**cfg["train"], "epochs": 1, "eval_every": 1}}
     train_run(run_cfg, folder / "train.npz", tmp_path, progress=False, test_index=folder / "test.npz")
     lines = capsys.readouterr().err.splitlines()
+    if interval:
+        assert lines == []
+        return
     steps = len(GlobalBatchSampler(150, cfg["data"]["batch_size"], 0))
     test_batches = -(-150 // cfg["train"]["eval_batch_size"])
     assert any(line.startswith(f"drmoe/voc epoch 1/1: {steps}/{steps} batches [") for line in lines), lines

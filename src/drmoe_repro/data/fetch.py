@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-
 from drmoe_repro import __version__
 from drmoe_repro.io import load_json, save_json
 from drmoe_repro.progress import progress_bar

@@ -235,7 +235,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
                 losses.append(loss)  # a device tensor: no host sync per step
                 images_seen += images.shape[0] * ctx.world_size
                 if ctx.is_main and step % 10 == 0 and watch.last is not None:
-                    bar.set_postfix(loss=f"{watch.last:.4f}")
+                    bar.set_postfix(loss=f"{watch.last:.4f}", refresh=progress)  # lines: shown with the next one
             watch.flush()  # every step of the epoch checked before its checkpoint is written
         except NonFiniteLossError as exc:
             raise NonFiniteLossError(
