@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import socket
 import tarfile
 import time
@@ -449,6 +450,33 @@ def test_extract_archive_handles_tgz(tmp_path):
     (tmp_path / "g.tgz").write_bytes(buffer.getvalue())
     assert extract_archive(tmp_path / "g.tgz", tmp_path / "out") == 1
     assert (tmp_path / "out" / "glove" / "words.txt").read_bytes() == b"hello"
+
+
+def test_a_disk_too_small_stops_the_download_and_the_extraction_before_they_write(server, tmp_path, monkeypatch):
+    """A full disk half-way through COCO's 13.5 GB costs the time spent and leaves the disk full: the space a
+    download (from Content-Length) and an extraction (the members' unpacked sizes) need is checked first."""
+    data = make_coco_zip()
+    unpacked = sum(len(member) for member in COCO_MEMBERS.values())
+    url = server.serve("/zips/train2014.zip", data)
+    downloads, target = tmp_path / "downloads", tmp_path / "coco"
+    free = {downloads: len(data) - 1, target: unpacked - 1}  # as if on two disks, each one byte short
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=free[Path(path)]))
+
+    with pytest.raises(FetchError, match=rf"downloading train2014.zip needs {len(data) / 1000:.0f}kB, but "
+                                         rf"{downloads} has {(len(data) - 1) / 1000:.0f}kB free"):
+        fetch_asset("coco_train2014", spec_for([url], data), downloads, target, progress=False)
+    assert files_under(downloads) == set()  # not even a .part
+
+    free[downloads] = len(data)
+    with pytest.raises(FetchError, match=rf"extracting train2014.zip needs {unpacked / 1000:.0f}kB, but {target} "):
+        fetch_asset("coco_train2014", spec_for([url], data), downloads, target, progress=False)
+    assert (downloads / "train2014.zip").read_bytes() == data  # the verified download is kept for the next try
+    assert files_under(target) == set()
+
+    free[target] = unpacked
+    fetch_asset("coco_train2014", spec_for([url], data), downloads, target, progress=False)
+    assert_coco_extracted(target)
 
 
 @pytest.mark.parametrize("interval", [60.0, 0.0])

@@ -58,3 +58,8 @@ def progress_bar(iterable: Iterable | None = None, *, bars: bool, desc: str, tot
     return tqdm(iterable, **common, file=_Lines(sys.stderr), mininterval=line_every_s, delay=line_every_s,
                 bar_format=(LINE_FORMAT if total is not None or hasattr(iterable, "__len__") else LINE_FORMAT_NO_TOTAL)
                 % ("" if unit_scale else " "))
+
+
+def format_bytes(count: float) -> str:
+    """12.6GB, 121kB: tqdm's own scaling (powers of 1000), as the bars and lines show sizes."""
+    return tqdm.format_sizeof(count, "B")

@@ -24,6 +24,9 @@ What `fetch_asset` guarantees, and why:
   file ``.<name>.extracted.json`` in the target, written last, records which archive (and which checksums) was
   extracted, so a second call does no work and a crash is simply redone. Several assets may share one target
   folder (COCO's three zips all unpack into ``coco/``; VOC's two tars merge into one ``VOCdevkit/``).
+- A download (by its Content-Length) and an extraction (by its members' unpacked sizes) first check that their
+  disk has the space, rather than fill it half-way through.
+- Long work shows its progress: a bar, or with ``progress=False`` (the Snakemake jobs) a line a minute.
 - All failures raise `FetchError`, whose message names the asset, the URL or file and the config key at fault.
 
 Only the standard library is used for HTTP (urllib), so there is no dependency to install before data can be had.
@@ -50,7 +53,7 @@ from typing import Any, Mapping
 
 from drmoe_repro import __version__
 from drmoe_repro.io import load_json, save_json
-from drmoe_repro.progress import progress_bar
+from drmoe_repro.progress import format_bytes, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -496,6 +499,8 @@ def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, pr
                 offset = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+        if total is not None:
+            _require_free_space(part.parent, total - offset, f"downloading {label}")
 
         written = 0
         with open(part, "ab" if offset else "wb") as out, progress_bar(
@@ -555,6 +560,23 @@ def _parse_content_range(value: str | None) -> tuple[int, int | None]:
     return int(match.group(1)), None if match.group(2) == "*" else int(match.group(2))
 
 
+def _require_free_space(folder: Path, needed: int, what: str) -> None:
+    """Stop (FetchError) before `what` if the file system of `folder` has fewer than `needed` bytes free.
+
+    COCO's train2014.zip is 13.5 GB and unpacks to about as much again: a disk that fills half-way costs the time
+    spent so far, and leaves a full disk behind. A file system that does not report its free space is not checked.
+    """
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < needed:
+        raise FetchError(
+            f"{what} needs {format_bytes(needed)}, but {folder} has {format_bytes(free)} free. Free some space, set "
+            "the profile's data_dir to a larger disk, or give the asset `local:` (a copy you already have)"
+        )
+
+
 def _total_from_content_range(value: str | None) -> int | None:
     """'bytes */1000' (sent with 416) -> 1000."""
     match = re.fullmatch(r"\s*bytes\s+\*/(\d+)\s*", value or "")
@@ -588,8 +610,9 @@ def _zip_escape_reason(name: str) -> str | None:
     return None
 
 
-def check_archive_members(archive: Path, target: Path) -> int:
-    """Refuse (FetchError) an archive with any member that would be written outside `target`; return the count.
+def check_archive_members(archive: Path, target: Path) -> tuple[int, int]:
+    """Refuse (FetchError) an archive with any member that would be written outside `target`; return the number of
+    members and their unpacked size in bytes.
 
     Tar members go through tarfile's own "data" extraction filter (PEP 706): absolute paths, '..', links pointing
     outside, device files; zip members through `_zip_escape_reason`. Every member is checked before anything is
@@ -603,11 +626,11 @@ def check_archive_members(archive: Path, target: Path) -> int:
                 names = zf.namelist()
                 # zipfile writes symlink members as plain files holding the link text, so names are all that matter.
                 bad = [f"{n!r}: {r}" for n in names if (r := _zip_escape_reason(n))]
-                count = len(names)
+                count, size = len(names), sum(info.file_size for info in zf.infolist())
         else:
             with tarfile.open(archive, "r:*") as tf:
                 members = tf.getmembers()
-                count = len(members)
+                count, size = len(members), sum(member.size for member in members)
                 for member in members:
                     try:
                         tarfile.data_filter(member, str(target))
@@ -618,7 +641,7 @@ def check_archive_members(archive: Path, target: Path) -> int:
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise FetchError(f"refusing to extract {archive}: members would land outside the target folder: {shown}")
-    return count
+    return count, size
 
 
 def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, progress: bool = True) -> int:
@@ -631,8 +654,9 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, progr
     over the members, else a line a minute (COCO's train2014.zip is 82,783 files, minutes of work).
     """
     archive, target = Path(archive), Path(target)
-    count = check_archive_members(archive, target)
+    count, size = check_archive_members(archive, target)
     target.mkdir(parents=True, exist_ok=True)
+    _require_free_space(target, size, f"extracting {archive.name}")
     prefix = f".{archive.name}.partial-"
     for stale in target.glob(prefix + "*"):  # left by a crash of an earlier call
         shutil.rmtree(stale, ignore_errors=True)
