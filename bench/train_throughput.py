@@ -242,7 +242,7 @@ def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None
     finish()
     window_end = time.monotonic()
     # Tensors only (weights, optimizer state, activations, workspaces), as torch's allocator counts them: the CUDA
-    # context and the allocator's cache come on top (about 0.5-1 GiB more in nvidia-smi).
+    # context and the caching allocator's unused reserve come on top, so a card needs some headroom beyond this.
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return {"step_s": (window_end - window_start) / args.steps, "window": (window_start, window_end), "flops": flops,
             "parameters": sum(p.numel() for p in model.parameters()), "image_size": input_cfg["image_size"],
