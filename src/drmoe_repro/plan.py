@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,27 @@ def summary_lines(costs: list[RunCost], profile: str, assets: list[str]) -> list
     if assets:
         lines.append(f"Downloads first (where not fetched yet): {', '.join(assets)}.")
     return lines
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def free_space_line(folders: dict[str, Path]) -> str:
+    """How much disk is free now where each kind of output will go, e.g. the runs and the data, to set beside the
+    plan's sizes. A folder not made yet is measured on its nearest existing parent."""
+    parts = []
+    for what, folder in folders.items():
+        try:
+            free = shutil.disk_usage(_existing_ancestor(folder)).free
+        except OSError:
+            parts.append(f"unknown for {what} ({folder})")
+            continue
+        parts.append(f"{_size(free)} for {what} ({folder})")
+    return "Free disk now: " + ", ".join(parts) + "."
 
 
 def time_lines(costs: list[RunCost], images_per_s: float | None, bench: dict, unit: str) -> list[str]:

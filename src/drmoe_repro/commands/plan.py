@@ -7,7 +7,9 @@ from pathlib import Path
 
 from drmoe_repro.commands.common import add_config_arguments, config_and_profile
 from drmoe_repro.config import assets_for_runs, profile_of
-from drmoe_repro.plan import bench_throughputs, run_costs, runs_for_targets, summary_lines, time_lines
+from drmoe_repro.layout import results_dir
+from drmoe_repro.plan import (bench_throughputs, free_space_line, run_costs, runs_for_targets, summary_lines,
+                              time_lines)
 
 HELP = ("Print what a target (default: everything) will cost before it runs: trainings, epochs, images, disk, and "
         "estimated GPU-hours from a throughput you give or a benchmark CSV.")
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
           f"{profile} profile:")
     for line in summary_lines(costs, profile, assets_for_runs(config, profile, runs)):
         print(line)
+    data_dir = Path(profile_of(config, profile)["data_dir"])
+    print(free_space_line({"the runs": results_dir(profile), "the data": data_dir}))
     bench_csv = args.bench_csv or (DEFAULT_BENCH_CSV if DEFAULT_BENCH_CSV.is_file() else None)
     bench = bench_throughputs(bench_csv) if bench_csv else {}
     unit = "GPU" if profile_of(config, profile)["device"] == "cuda" else "CPU"
