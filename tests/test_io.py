@@ -22,6 +22,22 @@ def test_npz_is_byte_identical_across_writes_and_readable(tmp_path):
     assert loaded["ids"].tolist() == ["a", "b"]
 
 
+def test_torch_files_do_not_depend_on_their_name_and_load_back(tmp_path):
+    """torch.save names its zip records after a file name it is given; save_torch's bytes must not carry one."""
+    import torch
+
+    from drmoe_repro.io import save_torch
+
+    state = {"weight": torch.arange(12, dtype=torch.float32).reshape(3, 4), "steps": torch.tensor(7)}
+    save_torch(tmp_path / "model.pt", state)
+    (tmp_path / "elsewhere").mkdir()
+    save_torch(tmp_path / "elsewhere" / "checkpoint.pt", state)
+    assert _digest(tmp_path / "model.pt") == _digest(tmp_path / "elsewhere" / "checkpoint.pt")
+    loaded = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert set(loaded) == set(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "model.pt"]  # no temporary left behind
+
+
 def test_json_is_sorted_and_strict(tmp_path):
     save_json(tmp_path / "m.json", {"b": np.float32(0.5), "a": float("nan"), "c": np.arange(2)})
     assert (tmp_path / "m.json").read_text() == '{\n  "a": null,\n  "b": 0.5,\n  "c": [\n    0,\n    1\n  ]\n}\n'

@@ -69,6 +69,31 @@ def test_local_state_dict_loads_into_the_model(tmp_path, resnet18_state):
     assert not (tmp_path / "cache").exists()  # a local file is used in place
 
 
+@pytest.mark.parametrize("with_counters", [True, False])
+def test_a_backbone_built_from_weights_holds_exactly_them_and_draws_no_random_numbers(resnet18_state, with_counters):
+    """The backbone skips its random initialisation when given weights (models/backbone.py): every tensor must still
+    be the file's, a missing BatchNorm counter 0 as in a fresh network, the weights not shared with the model, and
+    the global RNG where it was, so that what is built next starts from the same RNG state."""
+    from drmoe_repro.models.backbone import build_backbone
+
+    state = {k: v for k, v in resnet18_state.items() if with_counters or not k.endswith("num_batches_tracked")}
+    torch.manual_seed(5)
+    rng_before = torch.get_rng_state()
+    trunk = build_backbone({"backbone": "resnet18", "pretrained": True}, state)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    reference = torchvision.models.resnet18(weights=None)
+    reference.load_state_dict(state)
+    reference_body = torch.nn.Sequential(*list(reference.children())[:-2])  # conv1 .. layer4, as the trunk
+    built, expected = trunk.body.state_dict(), reference_body.state_dict()
+    assert list(built) == list(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(built[name], tensor), name
+    with torch.no_grad():
+        next(trunk.parameters()).add_(1.0)
+    assert torch.equal(state["conv1.weight"], resnet18_state["conv1.weight"])
+    assert not torch.equal(trunk.body[0].weight, state["conv1.weight"])
+
+
 def test_local_checkpoint_wrapping_is_unwrapped(tmp_path, resnet18_state):
     path = tmp_path / "ckpt.pth"
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in resnet18_state.items()}}, path)

@@ -36,9 +36,10 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, arch: str, state_dict: dict | None = None):
         super().__init__()
-        net = getattr(torchvision.models, arch)(weights=None)
-        if state_dict is not None:
-            net.load_state_dict(state_dict)
+        if state_dict is None:
+            net = getattr(torchvision.models, arch)(weights=None)
+        else:
+            net = _resnet_from_state_dict(arch, state_dict)
         self.body = nn.Sequential(
             net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
         )
@@ -46,6 +47,25 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images)  # [batch, C, H/32, W/32]
+
+
+def _resnet_from_state_dict(arch: str, state_dict: dict) -> nn.Module:
+    """torchvision's `arch` holding `state_dict`, without first drawing the random weights it would overwrite.
+
+    Built on the meta device, then given uninitialised memory, then every parameter and buffer is copied from
+    `state_dict` (strict). The one exception is a BatchNorm counter missing from the file (some released files lack
+    them; load_state_dict keeps the module's own value then), so the counters are zeroed first, as a freshly built
+    network has them. Skipping the random draws saves about 0.4 s of a CPU core per ResNet-101, and leaves the
+    global RNG as it was for the layers built after the backbone.
+    """
+    with torch.device("meta"):
+        net = getattr(torchvision.models, arch)(weights=None)
+    net.to_empty(device="cpu")
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d) and module.num_batches_tracked is not None:
+            module.num_batches_tracked.zero_()
+    net.load_state_dict(state_dict)
+    return net
 
 
 def build_backbone(cfg: dict, weights: dict | None = None) -> nn.Module:
