@@ -5,20 +5,39 @@
 # Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables. The steps run most important first,
 # each under its own time limit and each writing its own file, so that a call cut short still returns the first.
 # Every step but `all_compiled` should fit in about 10 minutes together (an estimate: no GPU has run this script
-# yet); `all_compiled` needs a second call of its own on a tight device budget.
+# yet); `all_compiled` needs a second call of its own on a tight device budget:
+#   SKIP=all_compiled bash bench/gpu_checks.sh       then       ONLY=all_compiled bash bench/gpu_checks.sh
+# ONLY and SKIP take space-separated step names (the "== NAME" headings; the naive reference is `naive_reference`).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
+ONLY=${ONLY:-}
+SKIP=${SKIP:-}
+wanted() {  # wanted NAME: whether ONLY and SKIP let step NAME run
+  [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]] && [[ " $SKIP " != *" $1 "* ]]
+}
+# A misspelt name would make a GPU call that measures nothing: stop before it starts.
+steps="naive_reference $(sed -n 's/^step [0-9]* \([a-z0-9_]*\) .*/\1/p' "${BASH_SOURCE[0]}" | tr '\n' ' ')"
+for name in $ONLY $SKIP; do
+  if [[ " $steps " != *" $name "* ]]; then
+    echo "gpu_checks.sh: no step named '$name' (ONLY/SKIP); the steps: $steps" >&2
+    exit 2
+  fi
+done
 mkdir -p "$OUT"
 export OUT PYTHONPATH=src
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/card.csv"
 step() {  # step SECONDS NAME ARGS...: one benchmark call, its table in $OUT/NAME.csv, its log in $OUT/NAME.log
   local seconds=$1 name=$2
   shift 2
+  wanted "$name" || return 0
   echo "== $name"
   timeout "$seconds" python3 bench/train_throughput.py --device cuda --steps 30 --warmup 10 --out "$OUT/$name.csv" \
     "$@" 2>&1 | tail -n 20 | tee "$OUT/$name.log"
 }
-timeout 150 python3 .device/naive_reference.py 2>&1 | tail -n 30    # the naive eager anchor on this card
+if wanted naive_reference; then  # the naive eager anchor on this card
+  echo "== naive_reference"
+  timeout 150 python3 .device/naive_reference.py 2>&1 | tail -n 30
+fi
 fast=(--precision bf16 --channels-last --fused --compile --compile-mode reduce-overhead)
 # The target: DR-MoE at batch 32 through the real data path (nvjpeg), one run, then three runs sharing the GPU.
 step 200 drmoe_real_nvjpeg --models drmoe "${fast[@]}" --data real --decode device --workers 4 --compare-naive

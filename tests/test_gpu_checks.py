@@ -1,0 +1,105 @@
+"""bench/gpu_checks.sh, checked on a CPU. No GPU has run it yet, and a session that gets one has 15 minutes of it,
+so a mistake in the script must show here, not there: every step's arguments are accepted by the benchmark's own
+parser and name registered models, and ONLY and SKIP run exactly the steps they name (python3 and nvidia-smi are
+replaced by stubs that record their arguments), or stop before any work on a name that is no step."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "gpu_checks.sh"
+
+
+def _benchmark(monkeypatch: pytest.MonkeyPatch):
+    """bench/train_throughput.py as a module (its dataclasses need it in sys.modules while it executes)."""
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "bench" / "train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _steps() -> dict[str, list[str]]:
+    """Step name -> the benchmark's arguments, as the script's step() puts them together, in the script's order."""
+    text = SCRIPT.read_text().replace("\\\n", " ")
+    fast = shlex.split(re.search(r"^fast=\((.*)\)$", text, re.MULTILINE).group(1))
+    fixed = shlex.split(re.search(r"python3 bench/train_throughput\.py (.*?) \"\$@\"", text).group(1))
+    steps = {}
+    for line in text.splitlines():
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["step"]:
+            _, _seconds, name, *args = words
+            steps[name] = fixed + [arg for word in args for arg in (fast if word == "${fast[@]}" else [word])]
+    return steps
+
+
+def test_every_step_is_accepted_by_the_benchmark_and_names_registered_models(monkeypatch):
+    benchmark = _benchmark(monkeypatch)
+    steps = _steps()
+    assert len(steps) >= 6
+    for name, argv in steps.items():
+        try:
+            args = benchmark.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"step {name}: bench/train_throughput.py refuses {argv}")
+        assert args.device == "cuda" and args.out.name == "$name.csv", name
+        assert args.models == "all" or set(args.models.split(",")) <= set(benchmark.MODELS), name
+    # The target the suite has never measured: DR-MoE at batch 32 through the real data path, decoded on the GPU.
+    target = benchmark.parse_args(steps["drmoe_real_nvjpeg"])
+    assert (target.models, target.batch, target.data, target.decode) == ("drmoe", 32, "real", "device")
+    assert target.compare_naive
+    published = benchmark.parse_args(steps["q2l_batch64_memory"])
+    assert (published.models, published.batch) == ("q2l", 64)
+
+
+def _run(tmp_path: Path, only: str = "", skip: str = "") -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the script with stub python3 and nvidia-smi; returns the result and the steps it ran, in order."""
+    stubs, log = tmp_path / "stubs", tmp_path / "calls.log"
+    stubs.mkdir()
+    for tool in ("python3", "nvidia-smi"):
+        (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
+        (stubs / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "OUT": str(tmp_path / "out"),
+           "ONLY": only, "SKIP": skip}
+    result = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    ran = []
+    for call in (log.read_text().splitlines() if log.exists() else []):
+        words = call.split()
+        if words[0] == "python3":
+            ran.append("naive_reference" if words[1].endswith("naive_reference.py")
+                       else Path(words[words.index("--out") + 1]).stem)
+        else:
+            ran.append(words[0])
+    return result, ran
+
+
+def test_only_and_skip_run_exactly_the_steps_they_name(tmp_path):
+    every_step = ["naive_reference", *_steps()]
+    cases = {
+        "all": ({}, ["nvidia-smi", *every_step]),
+        "skip": ({"skip": "all_compiled"}, ["nvidia-smi", *every_step[:-1]]),
+        "only": ({"only": "q2l_batch64_memory naive_reference"}, ["nvidia-smi", "naive_reference",
+                                                                  "q2l_batch64_memory"]),
+        "second_call": ({"only": "all_compiled"}, ["nvidia-smi", "all_compiled"]),
+    }
+    assert every_step[-1] == "all_compiled"  # the slow step comes last, so SKIP=all_compiled is the first call
+    for case, (selection, expected) in cases.items():
+        (tmp_path / case).mkdir()
+        result, ran = _run(tmp_path / case, **selection)
+        assert result.returncode == 0, (case, result.stderr)
+        assert ran == expected, case
+
+
+def test_a_name_that_is_no_step_stops_the_script_before_any_work(tmp_path):
+    result, ran = _run(tmp_path, only="drmoe_real_nvjpg")
+    assert result.returncode == 2 and ran == []
+    assert "no step named 'drmoe_real_nvjpg'" in result.stderr and "drmoe_real_nvjpeg" in result.stderr
