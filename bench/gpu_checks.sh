@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check and timing in one call, so that all ratios come from one card.
-# On a machine with a GPU, from the repository root, with the naive reference copied into a git-ignored folder:
-#   mkdir -p .device && cp ../shared/bench/naive_reference.py .device/ && bash bench/gpu_checks.sh
+# From the repository root, with the naive reference copied into the git-ignored folder .device/ beforehand:
+#   mkdir -p .device && cp ../shared/bench/naive_reference.py .device/     (where ../shared exists)
+#   bash bench/gpu_checks.sh                                                (on the GPU machine; carry .device there)
 # Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables. The steps run most important first,
 # each under its own time limit and each writing its own file, so that a call cut short still returns the first.
 # Every step but `all_compiled` should fit in about 10 minutes together (an estimate: no GPU has run this script
@@ -36,7 +37,12 @@ step() {  # step SECONDS NAME ARGS...: one benchmark call, its table in $OUT/NAM
 }
 if wanted naive_reference; then  # the naive eager anchor on this card
   echo "== naive_reference"
-  timeout 150 python3 .device/naive_reference.py 2>&1 | tail -n 30
+  if [[ -f .device/naive_reference.py ]]; then
+    timeout 150 python3 .device/naive_reference.py 2>&1 | tail -n 30
+  else
+    echo "no .device/naive_reference.py: copy ../shared/bench/naive_reference.py there (and carry .device); the" \
+      "other steps run without it" >&2
+  fi
 fi
 fast=(--precision bf16 --channels-last --fused --compile --compile-mode reduce-overhead)
 # The target: DR-MoE at batch 32 through the real data path (nvjpeg), one run, then three runs sharing the GPU.

@@ -1,7 +1,8 @@
 """bench/gpu_checks.sh, checked on a CPU. No GPU has run it yet, and a session that gets one has 15 minutes of it,
 so a mistake in the script must show here, not there: every step's arguments are accepted by the benchmark's own
-parser and name registered models, and ONLY and SKIP run exactly the steps they name (python3 and nvidia-smi are
-replaced by stubs that record their arguments), or stop before any work on a name that is no step."""
+parser and name registered models; ONLY and SKIP run exactly the steps they name (python3 and nvidia-smi are
+replaced by stubs that record their arguments), or stop before any work on a name that is no step; a missing naive
+reference is said, and the other steps still run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,16 +63,24 @@ def test_every_step_is_accepted_by_the_benchmark_and_names_registered_models(mon
     assert (published.models, published.batch) == ("q2l", 64)
 
 
-def _run(tmp_path: Path, only: str = "", skip: str = "") -> tuple[subprocess.CompletedProcess, list[str]]:
-    """Run the script with stub python3 and nvidia-smi; returns the result and the steps it ran, in order."""
-    stubs, log = tmp_path / "stubs", tmp_path / "calls.log"
+def _run(tmp_path: Path, only: str = "", skip: str = "", naive_reference: bool = True
+         ) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run the script in a checkout-like folder with stub python3 and nvidia-smi; returns the result and the steps it
+    ran, in order."""
+    checkout, stubs, log = tmp_path / "checkout", tmp_path / "stubs", tmp_path / "calls.log"
+    (checkout / "bench").mkdir(parents=True)
+    shutil.copy(SCRIPT, checkout / "bench")
+    if naive_reference:
+        (checkout / ".device").mkdir()
+        (checkout / ".device" / "naive_reference.py").write_text("")
     stubs.mkdir()
     for tool in ("python3", "nvidia-smi"):
         (stubs / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
         (stubs / tool).chmod(0o755)
     env = {**os.environ, "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}", "OUT": str(tmp_path / "out"),
            "ONLY": only, "SKIP": skip}
-    result = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(["bash", "bench/gpu_checks.sh"], cwd=checkout, env=env, capture_output=True, text=True,
+                            timeout=60)
     ran = []
     for call in (log.read_text().splitlines() if log.exists() else []):
         words = call.split()
@@ -97,6 +107,12 @@ def test_only_and_skip_run_exactly_the_steps_they_name(tmp_path):
         result, ran = _run(tmp_path / case, **selection)
         assert result.returncode == 0, (case, result.stderr)
         assert ran == expected, case
+
+
+def test_without_the_naive_reference_the_other_steps_run_and_the_script_says_where_it_goes(tmp_path):
+    result, ran = _run(tmp_path, naive_reference=False)
+    assert result.returncode == 0 and ran == ["nvidia-smi", *_steps()]
+    assert "no .device/naive_reference.py" in result.stderr
 
 
 def test_a_name_that_is_no_step_stops_the_script_before_any_work(tmp_path):
