@@ -88,10 +88,11 @@ def test_a_backbone_built_from_weights_holds_exactly_them_and_draws_no_random_nu
     assert list(built) == list(expected)
     for name, tensor in expected.items():
         assert torch.equal(built[name], tensor), name
+    file_conv1 = state["conv1.weight"].clone()
     with torch.no_grad():
-        next(trunk.parameters()).add_(1.0)
-    assert torch.equal(state["conv1.weight"], resnet18_state["conv1.weight"])
-    assert not torch.equal(trunk.body[0].weight, state["conv1.weight"])
+        trunk.body[0].weight.add_(1.0)  # training the model must leave the loaded weights (and this fixture) alone
+    assert torch.equal(state["conv1.weight"], file_conv1)
+    assert torch.equal(trunk.body[0].weight, file_conv1 + 1.0)
 
 
 def test_local_checkpoint_wrapping_is_unwrapped(tmp_path, resnet18_state):
