@@ -479,6 +479,25 @@ def test_a_disk_too_small_stops_the_download_and_the_extraction_before_they_writ
     assert_coco_extracted(target)
 
 
+def test_the_partial_extraction_a_crash_left_is_removed_before_the_space_is_counted(tmp_path, monkeypatch):
+    """A crash half-way through unpacking train2014.zip leaves gigabytes in the staging folder, which the next call
+    deletes anyway: the space check must not count them and send the user off to free space."""
+    archive = tmp_path / "train2014.zip"
+    archive.write_bytes(make_coco_zip())
+    unpacked = sum(len(member) for member in COCO_MEMBERS.values())
+    target = tmp_path / "coco"
+    stale = target / ".train2014.zip.partial-crashed"
+    stale.mkdir(parents=True)
+    (stale / "half.jpg").write_bytes(b"x" * unpacked)
+    real_usage = shutil.disk_usage
+    # As if the stale folder filled the disk: while it exists, one byte too few are free.
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: real_usage(path)._replace(free=unpacked - (1 if stale.exists() else 0)))
+    assert extract_archive(archive, target, progress=False) == len(COCO_MEMBERS) + 1  # and the train2014/ entry
+    assert_coco_extracted(target)
+    assert not stale.exists()
+
+
 @pytest.mark.parametrize("interval", [60.0, 0.0])
 def test_without_bars_each_stage_reports_in_plain_lines_once_it_runs_long(server, tmp_path, monkeypatch, capsys,
                                                                           interval):

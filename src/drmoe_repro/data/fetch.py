@@ -656,10 +656,10 @@ def extract_archive(archive: str | os.PathLike, target: str | os.PathLike, progr
     archive, target = Path(archive), Path(target)
     count, size = check_archive_members(archive, target)
     target.mkdir(parents=True, exist_ok=True)
-    _require_free_space(target, size, f"extracting {archive.name}")
     prefix = f".{archive.name}.partial-"
-    for stale in target.glob(prefix + "*"):  # left by a crash of an earlier call
+    for stale in target.glob(prefix + "*"):  # left by a crash of an earlier call; removed before the space is counted
         shutil.rmtree(stale, ignore_errors=True)
+    _require_free_space(target, size, f"extracting {archive.name}")
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=target))
     try:
         try:
