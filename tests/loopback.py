@@ -40,7 +40,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         start = 0
         header = self.headers.get("Range")
-        if header and mode in ("ok", "cut_once", "stall_once"):
+        if header and mode in ("ok", "cut_once", "stall_once", "no_length", "cut_once_no_length"):
             start = int(re.fullmatch(r"bytes=(\d+)-", header).group(1))
             if start >= len(data):
                 self.send_response(416)
@@ -52,7 +52,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(206 if start else 200)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(body)))
+        if mode.endswith("no_length"):
+            self.close_connection = True  # HTTP/1.0 without a length: the body ends where the connection closes
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if mode == "stall_once" and hit == 1:
             # Send half, then go quiet with the connection open: a stalled transfer, not a closed one.
@@ -62,7 +65,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if mode.startswith("cut_once") and hit == 1:
-            # Announce the whole length, send half, hang up: what a dropped connection looks like to the client.
+            # Announce the whole length (or none), send half, hang up: a dropped connection, as the client sees it.
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
@@ -74,7 +77,9 @@ class LoopbackServer:
     """Serves `routes` {path: (bytes, mode)}.
 
     Modes: ok (honours Range), cut_once (first answer hangs up after half), stall_once (first answer goes quiet
-    after half), cut_once_ignore_range, ignore_range (always 200 with the whole file), hang (never answers).
+    after half), cut_once_ignore_range, ignore_range (always 200 with the whole file), hang (never answers),
+    no_length (honours Range, sends no Content-Length) and cut_once_no_length (both: the first answer's cut cannot
+    be told from the end of the file).
 
     `lifetime`: seconds after `start` at which the server closes itself, a safety net for a test that never tears it
     down; a test that downloads for longer (an end-to-end run) passes more.

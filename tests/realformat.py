@@ -200,12 +200,13 @@ def write_tar(path: Path, members: Mapping[str, bytes]) -> Path:
 
 
 def asset_specs(assets: Mapping[str, dict], urls: Mapping[str, str | list[str]]) -> dict[str, dict]:
-    """Fetch specs {name: {urls, md5, sha256, filename, extract_to | extract: false}} of `assets` served at `urls`."""
+    """Fetch specs {name: {urls, md5, sha256, filename, size, extract_to | extract: false}} of `assets` served at
+    `urls`."""
     specs = {}
     for name, asset in assets.items():
         url = urls[name]
         spec = {"urls": [url] if isinstance(url, str) else list(url), "md5": asset["md5"],
-                "sha256": asset["sha256"], "filename": asset["filename"]}
+                "sha256": asset["sha256"], "filename": asset["filename"], "size": Path(asset["path"]).stat().st_size}
         spec.update({"extract_to": asset["extract_to"]} if asset["extract_to"] else {"extract": False})
         specs[name] = spec
     return specs

@@ -55,6 +55,14 @@ def test_wrong_type_is_named(config, schema):
         validate(bad)
 
 
+def test_an_asset_size_must_be_a_byte_count(config, schema):
+    bad = copy.deepcopy(config)
+    bad["profiles"]["paper"]["assets"]["coco_train2014"]["size"] = "13 GB"
+    with pytest.raises(ConfigError, match=r"profiles\.paper\.assets\.coco_train2014\.size: '13 GB' is not of type "
+                                          r"'integer', 'null'"):
+        validate(bad)
+
+
 def test_heads_must_divide_width(config, schema):
     bad = copy.deepcopy(config)
     bad["profiles"]["demo"]["model"]["n_heads"] = 3

@@ -319,6 +319,91 @@ def test_file_put_in_the_download_folder_by_hand_is_verified_and_used(tmp_path, 
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# The config's `size`: checked before a byte is written or read
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_a_host_serving_another_length_is_skipped_before_a_byte_is_written(server, tmp_path, caplog, monkeypatch):
+    data = make_coco_zip()
+    other = server.serve("/other/train2014.zip", data + b"appended by the host")  # a changed or wrong file
+    mirror = server.serve("/mirror/train2014.zip", data)
+    written = []
+    spec = spec_for([other, mirror], data, size=len(data))
+
+    real_open = open
+
+    def watching_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".part") and "b" in mode and ("w" in mode or "a" in mode):
+            written.append(server.hits["/mirror/train2014.zip"])  # how many mirror requests came before the write
+        return real_open(path, mode, *args, **kwargs)
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="drmoe_repro.data.fetch"):
+        patch.setattr(fetch_module, "open", watching_open, raising=False)  # shadows the builtin in fetch.py only
+        result = fetch_asset_result("coco_train2014", spec, tmp_path / "dl", tmp_path / "coco", progress=False)
+    assert result.source == mirror and result.verified == "matches the config's md5 and size"
+    assert written == [1]  # the .part was opened once, for the mirror's answer; never for the other host's
+    assert f"is {len(data) + 20:,} bytes, not the {len(data):,} of the config's size" in caplog.text
+    assert_coco_extracted(tmp_path / "coco")
+
+    with pytest.raises(FetchError) as caught:
+        fetch_asset("coco_val2014", spec_for([other], data, filename="val2014.zip", size=len(data)), tmp_path / "dl",
+                    tmp_path / "coco2", config_key="profiles.paper.assets.coco_val2014", progress=False)
+    assert other in str(caught.value) and "correct profiles.paper.assets.coco_val2014.size" in str(caught.value)
+    assert not (tmp_path / "dl" / "val2014.zip.part").exists()
+
+
+@pytest.mark.parametrize("size_known", [True, False])
+def test_a_body_cut_without_a_length_is_resumed_only_when_the_size_is_known(server, tmp_path, size_known):
+    """A server that sends no Content-Length ends its body by closing: a drop then looks like the end of the file."""
+    data = make_coco_zip()
+    url = server.serve("/zips/train2014.zip", data, "cut_once_no_length")
+    spec = spec_for([url], data, **({"size": len(data)} if size_known else {}))
+    if size_known:
+        fetch_asset("coco_train2014", spec, tmp_path / "dl", tmp_path / "coco", progress=False)
+        assert server.ranges["/zips/train2014.zip"] == [None, f"bytes={len(data) // 2}-"]
+        assert_coco_extracted(tmp_path / "coco")
+    else:  # half the file taken for all of it: caught only by its checksum, and the download is lost
+        with pytest.raises(FetchError, match="corrupted download"):
+            fetch_asset("coco_train2014", spec, tmp_path / "dl", tmp_path / "coco", progress=False)
+        assert server.ranges["/zips/train2014.zip"] == [None]
+
+
+def test_a_size_is_the_check_an_asset_without_a_checksum_gets(server, tmp_path):
+    data = make_coco_zip()
+    url = server.serve("/glove.6B.zip", data, "no_length")
+    spec = {"urls": [url], "md5": None, "filename": "glove.6B.zip", "size": len(data)}
+    result = fetch_asset_result("glove_6B", spec, tmp_path / "dl", tmp_path / "glove", progress=False)
+    assert result.verified.startswith("not verified: the config gives no md5 or sha256")
+    assert result.verified.endswith("its size matches the config's")
+
+    longer = server.serve("/longer/glove.6B.zip", data + b"x", "no_length")  # no length to reject it early
+    with pytest.raises(FetchError, match=rf"expected {len(data):,} bytes \(size\), got {len(data) + 1:,}"):
+        fetch_asset("glove_6B", {**spec, "urls": [longer]}, tmp_path / "dl2", tmp_path / "glove2", progress=False)
+    assert not (tmp_path / "dl2" / "glove.6B.zip").exists()
+
+
+def test_a_local_or_present_file_of_another_size_is_refused_without_hashing_it(tmp_path, refused_url, monkeypatch):
+    data = make_coco_zip()
+    archive = tmp_path / "mine" / "train2014.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(data[:-1])  # one byte short
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "train2014.zip").write_bytes(data[:-1])
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("a file of the wrong size was read to hash it")
+
+    monkeypatch.setattr(fetch_module, "_hash_file", no_hashing)
+    expected = rf"expected {len(data):,} bytes \(size\), got {len(data) - 1:,}"
+    with pytest.raises(FetchError, match=rf"{re.escape(str(archive))} \(from k\.local\) .*{expected}"):
+        fetch_asset("coco_train2014", spec_for([], data, local=str(archive), size=len(data)), tmp_path / "dl",
+                    tmp_path / "coco", config_key="k", progress=False)
+    with pytest.raises(FetchError, match=rf"{expected}\. Delete it .* correct k\.md5 \(and k\.size\)"):
+        fetch_asset("coco_train2014", spec_for([refused_url], data, size=len(data)), tmp_path / "dl",
+                    tmp_path / "coco", config_key="k", progress=False)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Extraction safety and local copies
 # --------------------------------------------------------------------------------------------------------------------
 
@@ -565,6 +650,18 @@ def test_cli_fetches_and_writes_the_marker_that_says_where_the_asset_lives(serve
     with pytest.raises(ValueError, match=r"no asset 'voc2007_test' in profiles\.demo\.assets \(available: demo_coco, "
                                          r"demo_voc\)"):
         _cli(["--asset", "voc2007_test", "--config", str(config_path)])  # default profile: demo
+
+
+def test_cli_holds_the_download_to_the_configs_size(server, tmp_path, capsys):
+    data = _tar_with(VOC_TEST)
+    url = server.serve("/VOCtest_06-Nov-2007.tar", data)
+    spec = {**spec_for([url], data, "VOCtest_06-Nov-2007.tar"), "size": len(data) + 512, "extract_to": "voc"}
+    config_path, data_dir = _config_with_asset(tmp_path, "voc2007_test", spec)
+    assert _cli(["--asset", "voc2007_test", "--config", str(config_path), "--profile", "paper", "--no-progress"]) != 0
+    error = " ".join(capsys.readouterr().err.split())
+    assert f"is {len(data):,} bytes, not the {len(data) + 512:,} of the config's size" in error
+    assert "correct profiles.paper.assets.voc2007_test.size and profiles.paper.assets.voc2007_test.md5" in error
+    assert not (data_dir / "downloads" / "VOCtest_06-Nov-2007.tar.part").exists()
 
 
 def test_fetching_a_demo_asset_generates_the_data_set_and_records_where(tmp_path, monkeypatch):

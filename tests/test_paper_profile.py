@@ -52,7 +52,9 @@ def project(tmp_path_factory, realformat_coco, realformat_voc, standin_resnet101
     server = LoopbackServer(lifetime=900).start()
     archives = {**realformat_coco["assets"], **realformat_voc["assets"]}
     urls = serve_files(server, {name: asset["path"] for name, asset in archives.items()})
-    assets = {name: {"urls": [urls[name]], "md5": asset["md5"]} for name, asset in archives.items()}
+    # the miniature archives' own checksums and sizes, over the real files' in workflow/config.yaml
+    assets = {name: {"urls": [urls[name]], "md5": asset["md5"], "size": asset["path"].stat().st_size}
+              for name, asset in archives.items()}
     assets["resnet101_imagenet"] = {"local": str(standin_resnet101["path"]), "sha256": standin_resnet101["sha256"]}
     assets["glove_6B"] = {"local": str(glove_folder)}
     overrides = {"profiles": {"paper": {

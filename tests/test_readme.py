@@ -95,20 +95,23 @@ def test_readme_command_runs_as_written(argv, clone):
         assert readme_plan_figures() == plan_figures(result.stdout)
 
 
-def readme_plan_figures() -> tuple[int, float, int, int]:
-    """Trainings, millions of training images, px and GB of model.pt the README states for the paper profile."""
-    found = re.search(r"paper profile is (\d+) trainings, ([\d.]+) M training images at (\d+) px and about (\d+) GB",
+def readme_plan_figures() -> tuple[int, float, int, int, float]:
+    """Trainings, millions of training images, px, GB of model.pt and GB of downloads the README states for the
+    paper profile."""
+    found = re.search(r"paper profile is (\d+) trainings, ([\d.]+) M training images at (\d+) px and about (\d+) GB "
+                      r"of `model\.pt` files, after ([\d.]+) GB of downloads",
                       " ".join(README.read_text(encoding="utf-8").split()))
     assert found, "the README no longer states the paper profile's plan"
-    return int(found[1]), float(found[2]), int(found[3]), int(found[4])
+    return int(found[1]), float(found[2]), int(found[3]), int(found[4]), float(found[5])
 
 
-def plan_figures(stdout: str) -> tuple[int, float, int, int]:
+def plan_figures(stdout: str) -> tuple[int, float, int, int, float]:
     runs = re.search(r"(\d+) trainings .*?, ([\d,]+) training images at (\d+) px", stdout)
     disk = re.search(r"model\.pt ([\d.]+) GB in all", stdout)
-    assert runs and disk, stdout
+    downloads = re.search(r"Downloads first \(where not fetched yet\): [\w, ]+: ([\d.]+) GB", stdout)
+    assert runs and disk and downloads, stdout
     return (int(runs[1]), round(int(runs[2].replace(",", "")) / 1e6, 1), int(runs[3]),
-            int(round(float(disk[1]))))
+            int(round(float(disk[1]))), float(downloads[1]))
 
 
 def test_a_target_after_config_fails_here_as_it_does_for_users(clone):

@@ -15,6 +15,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from drmoe_repro.config import expected_counts, profile_of, resolve_run
 from drmoe_repro.layout import index_path, report_outputs, report_runs, table_runs
@@ -138,8 +139,11 @@ def _runs(n: int) -> str:
     return f"{n} run" if n == 1 else f"{n} runs"
 
 
-def summary_lines(costs: list[RunCost], profile: str, assets: list[str]) -> list[str]:
-    """The deterministic part of a plan: trainings, epochs, images, disk (no time)."""
+def summary_lines(costs: list[RunCost], profile: str, assets: Mapping[str, dict | None]) -> list[str]:
+    """The deterministic part of a plan: trainings, epochs, images, disk (no time).
+
+    `assets`: every asset the runs need -> its config entry (`profiles.<profile>.assets.<name>`), or None for one
+    the suite generates (the demo data sets)."""
     if not costs:
         return ["Nothing to train."]
     trained = [c.trained_images for c in costs]
@@ -156,8 +160,30 @@ def summary_lines(costs: list[RunCost], profile: str, assets: list[str]) -> list
         f"Disk: model.pt {_size(model_bytes)} in all (kept); while a run trains its resume checkpoint takes up to "
         f"{_size(largest * CHECKPOINT_FACTOR)} more (dropped when it finishes, unless train.keep_checkpoint).",
     ]
-    if assets:
-        lines.append(f"Downloads first (where not fetched yet): {', '.join(assets)}.")
+    return lines + asset_lines(assets)
+
+
+def asset_lines(assets: Mapping[str, dict | None]) -> list[str]:
+    """What the runs need before they start: downloads with their bytes (the config's `size`), local copies, and
+    generated data sets."""
+    downloads = {name: spec for name, spec in assets.items() if spec is not None and spec.get("local") is None}
+    local = [name for name, spec in assets.items() if spec is not None and spec.get("local") is not None]
+    generated = [name for name, spec in assets.items() if spec is None]
+    lines = []
+    if downloads:
+        sized = [spec["size"] for spec in downloads.values() if spec.get("size")]
+        unsized = [name for name, spec in downloads.items() if not spec.get("size")]
+        if not sized:
+            size = "sizes not in the config"
+        else:
+            size = _size(sum(sized)) + (f", not counting {', '.join(unsized)} (no size in the config)" if unsized else "")
+        lines.append(f"Downloads first (where not fetched yet): {', '.join(downloads)}: {size}. Archives are kept "
+                     "after extraction, which needs their unpacked size on top (fetch checks it against the free "
+                     "disk before it extracts).")
+    if local:
+        lines.append(f"Local copies, used where they are (the config's `local`): {', '.join(local)}.")
+    if generated:
+        lines.append(f"Generated first (where not generated yet): {', '.join(generated)}.")
     return lines
 
 

@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     costs = run_costs(config, profile, runs)
     print(f"Plan for {' '.join(args.targets) or 'the default target (every table and the report)'} on the "
           f"{profile} profile:")
-    for line in summary_lines(costs, profile, assets_for_runs(config, profile, runs)):
+    specs = profile_of(config, profile).get("assets", {})
+    assets = {name: specs.get(name) for name in assets_for_runs(config, profile, runs)}
+    for line in summary_lines(costs, profile, assets):
         print(line)
     data_dir = Path(profile_of(config, profile)["data_dir"])
     print(free_space_line({"the runs": results_dir(profile), "the data": data_dir}))

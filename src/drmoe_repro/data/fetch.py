@@ -6,6 +6,7 @@ An asset is one archive, described by a dict from the config (``profiles.<profil
     md5: <hex> | null                # published checksum; null when none is published
     sha256: <hex> | null             # optional; a prefix of >= 8 hex digits is accepted (torchvision publishes that)
     filename: train2014.zip          # name of the archive in the download folder
+    size: 13510573713 | null         # its length in bytes as the hosts serve it
     local: null | /path              # an archive or an already-extracted folder the user already has
     extract: true                    # unpack into the target folder (false: keep the file, e.g. weights)
 
@@ -14,6 +15,10 @@ What `fetch_asset` guarantees, and why:
 - Downloads go to ``<filename>.part`` and resume from it with an HTTP Range request (COCO's train2014.zip is 13 GB;
   a dropped connection should not start it over). A server that ignores Range (200 instead of 206) is handled by
   starting again from byte 0.
+- A host whose file has another length than `size` is not downloaded from (its Content-Length says so before a byte
+  is written: a wrong URL, or a file changed at the host), and a download that ends at another length is discarded
+  like a corrupt one. A local copy, or a file put in the download folder, of another size is refused before it is
+  read to be hashed. Without a checksum (GloVe publishes none) the size is the only check there is.
 - Nothing is renamed to ``<filename>`` before its MD5 (and SHA-256, when given) matched, so a file under the final
   name is always a verified one. Both checksums are recorded in ``<filename>.checksums.json`` next to it, together
   with the file's size and mtime, so that later calls trust it without reading 13 GB again.
@@ -81,6 +86,7 @@ class AssetSpec:
     filename: str
     md5: str | None = None
     sha256: str | None = None
+    size: int | None = None
     local: Path | None = None
     extract: bool = True
 
@@ -103,6 +109,7 @@ class AssetSpec:
             filename=filename,
             md5=md5.lower() if md5 else None,
             sha256=sha256.lower() if sha256 else None,
+            size=spec.get("size"),
             local=Path(local).expanduser() if local is not None else None,
             extract=spec.get("extract", True),
         )
@@ -245,14 +252,19 @@ def _use_local(asset: AssetSpec, extract_dir: Path, key: str, progress: bool = T
         done = _done_extraction(asset, extract_dir, source=str(path))
         if done is not None:
             return done
+
+    def not_expected(problem: str) -> FetchError:
+        return FetchError(f"asset '{asset.name}': {path} (from {key}.local) is not the expected file: {problem}. "
+                          f"Point {key}.local at an intact copy of {asset.filename}")
+
+    problem = _size_problem(asset, path.stat().st_size)  # before reading 13 GB to hash them
+    if problem:
+        raise not_expected(problem)
     log.info("asset '%s': verifying %s", asset.name, path)
     md5, sha256 = _hash_file(path, progress=progress)
     problem = _checksum_problem(asset, md5, sha256)
     if problem:
-        raise FetchError(
-            f"asset '{asset.name}': {path} (from {key}.local) is not the expected file: {problem}. "
-            f"Point {key}.local at an intact copy of {asset.filename}"
-        )
+        raise not_expected(problem)
     if not asset.extract:
         return FetchResult(asset.name, path, str(path), path, md5, sha256, extracted=False, verified=_verified(asset))
     _extract_and_mark(asset, path, extract_dir, str(path), md5, sha256, progress)
@@ -297,11 +309,19 @@ def _hash_file(path: Path, digests: _Digests | None = None, progress: bool = Tru
 
 
 def _verified(asset: AssetSpec) -> str:
-    """What a file of `asset` that passed `_checksum_problem` was checked against, in words."""
+    """What a file of `asset` that passed `_size_problem` and `_checksum_problem` was checked against, in words."""
     checked = [name for name, value in (("md5", asset.md5), ("sha256", asset.sha256)) if value is not None]
     if not checked:
-        return "not verified: the config gives no md5 or sha256 (the checksums seen are recorded)"
-    return "matches the config's " + " and ".join(checked)
+        size = "; its size matches the config's" if asset.size is not None else ""
+        return f"not verified: the config gives no md5 or sha256 (the checksums seen are recorded){size}"
+    return "matches the config's " + " and ".join(checked + (["size"] if asset.size is not None else []))
+
+
+def _size_problem(asset: AssetSpec, size: int) -> str | None:
+    """None when `size` (bytes) is the config's `size` or the config gives none, else a sentence naming both."""
+    if asset.size is None or size == asset.size:
+        return None
+    return f"expected {asset.size:,} bytes (size), got {size:,}"
 
 
 def _checksum_problem(asset: AssetSpec, md5: str, sha256: str) -> str | None:
@@ -342,16 +362,19 @@ def _verify_present_archive(asset: AssetSpec, archive: Path, key: str, progress:
         fresh = recorded.get("size") == stat.st_size and recorded.get("mtime_ns") == stat.st_mtime_ns
     except (OSError, ValueError, AttributeError):
         recorded, fresh = {}, False
-    if fresh and _checksum_problem(asset, recorded.get("md5", ""), recorded.get("sha256", "")) is None:
+    if (fresh and _size_problem(asset, stat.st_size) is None
+            and _checksum_problem(asset, recorded.get("md5", ""), recorded.get("sha256", "")) is None):
         return recorded["md5"], recorded["sha256"], recorded.get("source", str(archive))
 
-    log.info("asset '%s': verifying %s", asset.name, archive)
-    md5, sha256 = _hash_file(archive, progress=progress)
-    problem = _checksum_problem(asset, md5, sha256)
+    problem = _size_problem(asset, stat.st_size)
+    if problem is None:
+        log.info("asset '%s': verifying %s", asset.name, archive)
+        md5, sha256 = _hash_file(archive, progress=progress)
+        problem = _checksum_problem(asset, md5, sha256)
     if problem:
         raise FetchError(
             f"asset '{asset.name}': {archive} is not the expected file: {problem}. Delete it to download it again, "
-            f"or correct {key}.md5 if the published checksum changed"
+            f"or correct {key}.md5 (and {key}.size) if the published file changed"
         )
     source = recorded.get("source") if isinstance(recorded, dict) and recorded.get("source") else str(archive)
     _write_sidecar(archive, md5, sha256, source)
@@ -392,13 +415,14 @@ def _download_asset(
             # Without a checksum a mix of two hosts' bytes could never be detected: start this mirror afresh.
             part.unlink()
         try:
-            _download_url(url, part, digests, timeout=timeout, progress=progress, label=asset.filename)
+            _download_url(url, part, digests, timeout=timeout, progress=progress, label=asset.filename,
+                          expected_size=asset.size)
         except _UrlFailed as failure:
             log.warning("asset '%s': %s", asset.name, failure)
             failures.append(failure)
             continue
         md5, sha256 = digests.hexdigests()
-        problem = _checksum_problem(asset, md5, sha256)
+        problem = _size_problem(asset, digests.size) or _checksum_problem(asset, md5, sha256)
         if problem:
             # A corrupt .part must not be resumed by the next attempt: delete it.
             part.unlink()
@@ -433,14 +457,18 @@ def _all_failed_message(
         f"Download {asset.urls[0]} by other means and either put it at {archive} "
         f"or set {key}.local: /path/to/{asset.filename} in {config_path}"
     )
+    if any(f.kind == "size" for f in failures):
+        hint += f"; if the host's file changed on purpose, correct {key}.size and {key}.md5 there"
     return f"{head}:\n{lines}\n{hint}"
 
 
-def _download_url(url: str, part: Path, digests: _Digests, *, timeout: float, progress: bool, label: str) -> None:
+def _download_url(url: str, part: Path, digests: _Digests, *, timeout: float, progress: bool, label: str,
+                  expected_size: int | None = None) -> None:
     """Fill `part` with the whole body of `url`, resuming after interruptions while they make progress."""
     for attempt in range(1, _MAX_ATTEMPTS_PER_URL + 1):
         try:
-            _request_once(url, part, digests, timeout=timeout, progress=progress, label=label)
+            _request_once(url, part, digests, timeout=timeout, progress=progress, label=label,
+                          expected_size=expected_size)
             return
         except _Interrupted as stop:
             if not stop.progressed or attempt == _MAX_ATTEMPTS_PER_URL:
@@ -458,8 +486,12 @@ def _sync_digests(part: Path, digests: _Digests, progress: bool) -> int:
     return size
 
 
-def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, progress: bool, label: str) -> None:
-    """One HTTP request appending to `part`. Returns when the body is complete; raises _Interrupted or _UrlFailed."""
+def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, progress: bool, label: str,
+                  expected_size: int | None = None) -> None:
+    """One HTTP request appending to `part`. Returns when the body is complete; raises _Interrupted or _UrlFailed.
+
+    `expected_size` (the config's `size`, or None): a server that announces another length fails this URL before a
+    byte is written, and one that announces none is held to it (free space, the progress bar, a short body)."""
     offset = _sync_digests(part, digests, progress)
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}  # identity: Range counts raw bytes
     if offset:
@@ -499,6 +531,10 @@ def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, pr
                 offset = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+        if total is not None and expected_size is not None and total != expected_size:
+            raise _UrlFailed(url, "size", f"the server's {label} is {total:,} bytes, not the {expected_size:,} of "
+                                          "the config's size: another file (or one changed at the host); not downloaded")
+        total = expected_size if total is None else total
         if total is not None:
             _require_free_space(part.parent, total - offset, f"downloading {label}")
 
