@@ -176,7 +176,9 @@ def asset_lines(assets: Mapping[str, dict | None]) -> list[str]:
         if not sized:
             size = "sizes not in the config"
         else:
-            size = _size(sum(sized)) + (f", not counting {', '.join(unsized)} (no size in the config)" if unsized else "")
+            size = _size(sum(sized))
+            if unsized:
+                size += f", not counting {', '.join(unsized)} (no size in the config)"
         lines.append(f"Downloads first (where not fetched yet): {', '.join(downloads)}: {size}. Archives are kept "
                      "after extraction, which needs their unpacked size on top (fetch checks it against the free "
                      "disk before it extracts).")

@@ -532,8 +532,9 @@ def _request_once(url: str, part: Path, digests: _Digests, *, timeout: float, pr
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
         if total is not None and expected_size is not None and total != expected_size:
-            raise _UrlFailed(url, "size", f"the server's {label} is {total:,} bytes, not the {expected_size:,} of "
-                                          "the config's size: another file (or one changed at the host); not downloaded")
+            raise _UrlFailed(url, "size", f"the server's {label} is {total:,} bytes, not the {expected_size:,} "
+                                          "of the config's size: another file (or one changed at the host); "
+                                          "not downloaded")
         total = expected_size if total is None else total
         if total is not None:
             _require_free_space(part.parent, total - offset, f"downloading {label}")
