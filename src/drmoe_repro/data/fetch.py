@@ -362,11 +362,11 @@ def _verify_present_archive(asset: AssetSpec, archive: Path, key: str, progress:
         fresh = recorded.get("size") == stat.st_size and recorded.get("mtime_ns") == stat.st_mtime_ns
     except (OSError, ValueError, AttributeError):
         recorded, fresh = {}, False
-    if (fresh and _size_problem(asset, stat.st_size) is None
+    problem = _size_problem(asset, stat.st_size)  # before a record is trusted, or the file read to hash it
+    if (problem is None and fresh
             and _checksum_problem(asset, recorded.get("md5", ""), recorded.get("sha256", "")) is None):
         return recorded["md5"], recorded["sha256"], recorded.get("source", str(archive))
 
-    problem = _size_problem(asset, stat.st_size)
     if problem is None:
         log.info("asset '%s': verifying %s", asset.name, archive)
         md5, sha256 = _hash_file(archive, progress=progress)
