@@ -137,6 +137,40 @@ def test_the_last_epoch_writes_a_checkpoint_only_when_it_is_kept(tiny_run, tmp_p
         assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2
 
 
+def test_train_json_says_where_the_time_went(tiny_run, tmp_path, monkeypatch, capsys):
+    """Each part of the loop gets a known delay; each must land in its own entry of train.json's timing, and the
+    parts must not add up to more than the wall time (nothing counted twice)."""
+    folder, cfg = tiny_run
+    delay = {"data": 0.03, "steps": 0.05, "test_map": 0.2, "checkpoints": 0.1}
+
+    def slowed(function, seconds):
+        def wrapper(*args, **kwargs):
+            time.sleep(seconds)
+            return function(*args, **kwargs)
+        return wrapper
+
+    def slow_batches(loader, timeout, real=train_module.batches):
+        for batch in real(loader, timeout):
+            time.sleep(delay["data"])
+            yield batch
+
+    monkeypatch.setattr(train_module, "batches", slow_batches)
+    monkeypatch.setattr(train_module, "train_step", slowed(train_module.train_step, delay["steps"]))
+    monkeypatch.setattr(train_module, "_test_map", slowed(train_module._test_map, delay["test_map"]))
+    monkeypatch.setattr(train_module, "save_checkpoint", slowed(train_module.save_checkpoint, delay["checkpoints"]))
+    run_cfg = {**cfg, "train": {**cfg["train"], "epochs": 2, "eval_every": 1}}
+    timing = train_run(run_cfg, folder / "train.npz", tmp_path, progress=False,
+                       test_index=folder / "test.npz")["timing"]
+    assert timing == json.loads((tmp_path / "train.json").read_text())["timing"]
+    steps = 2 * len(GlobalBatchSampler(150, cfg["data"]["batch_size"], 0))
+    expected = {"data": steps * delay["data"], "steps": steps * delay["steps"], "test_map": 2 * delay["test_map"],
+                "checkpoints": delay["checkpoints"]}  # no checkpoint after the last epoch
+    for part, least in expected.items():
+        assert timing[f"{part}_s"] >= least, (part, timing)
+    assert sum(timing[f"{part}_s"] for part in delay) <= timing["wall_s"], timing
+    assert "drmoe/voc seed 0: " in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("interval", [60.0, 0.0])
 def test_without_bars_a_long_epoch_and_its_evaluation_report_in_plain_lines(tiny_run, tmp_path, monkeypatch, capsys,
                                                                              interval):

@@ -204,6 +204,10 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
             print(f"{checkpoint_path} belongs to another configuration: training from scratch")
 
     started = time.perf_counter()
+    # Where the wall time goes, as the host sees it (DETR and mmengine log the same split per iteration): a large
+    # share in "data" means the model waited for its batches. On a GPU, steps run asynchronously; the loss check
+    # one step late is where the host waits for them, so that wait is counted in "steps".
+    spent = dict.fromkeys(("data", "steps", "test_map", "checkpoints"), 0.0)
     images_seen, step = 0, start_epoch * len(sampler)
     channels_last = torch.channels_last if train.get("channels_last") else torch.contiguous_format
     watch = LossWatch(device)
@@ -214,6 +218,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         bar = progress_bar(batches(loader, timeout), total=len(loader), unit="batches", bars=progress,
                            desc=f"{cfg['system']}/{cfg['dataset']} epoch {epoch + 1}/{train['epochs']}",
                            disable=not ctx.is_main, leave=False)
+        tick = time.perf_counter()
         try:
             for batch in bar:
                 if on_device:
@@ -223,6 +228,8 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
                     images, batch_targets, _ = batch
                 images = images.to(device, non_blocking=True, memory_format=channels_last)
                 batch_targets = batch_targets.to(device, non_blocking=True)
+                ready = time.perf_counter()
+                spent["data"] += ready - tick
                 step += 1
                 loss = train_step(step_model, optimizer, images, batch_targets,
                                   precision=train.get("precision", "fp32"), accum_steps=train.get("accum_steps", 1),
@@ -236,7 +243,10 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
                 images_seen += images.shape[0] * ctx.world_size
                 if ctx.is_main and step % 10 == 0 and watch.last is not None:
                     bar.set_postfix(loss=f"{watch.last:.4f}", refresh=progress)  # lines: shown with the next one
+                tick = time.perf_counter()
+                spent["steps"] += tick - ready
             watch.flush()  # every step of the epoch checked before its checkpoint is written
+            spent["steps"] += time.perf_counter() - tick
         except NonFiniteLossError as exc:
             raise NonFiniteLossError(
                 f"{exc} of {run_dir}; the run stopped and the last good checkpoint is kept at {checkpoint_path}"
@@ -248,7 +258,9 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         last_epoch = epoch + 1 == train["epochs"]
         if test is not None and ctx.is_main and ((epoch + 1) % eval_every == 0 or last_epoch):
             # Recorded, never used to pick the checkpoint: the evaluated one is the last epoch's.
+            tick = time.perf_counter()
             history[-1]["test_mAP"] = _test_map(ema.module if ema is not None else model, test, cfg, device)
+            spent["test_map"] += time.perf_counter() - tick
         if ctx.is_main:
             print(f"{cfg['system']}/{cfg['dataset']} seed {seed}: epoch {epoch + 1}/{train['epochs']} "
                   f"mean loss {mean_loss:.4f}", flush=True)
@@ -256,6 +268,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         # model.pt resumes from the epoch before and retrains the last one, with the same bytes): not written, which
         # spares the paper profile a write of up to 2.3 GB per run (see `drmoe-repro plan`).
         if ctx.is_main and (not last_epoch or keep_checkpoint):
+            tick = time.perf_counter()
             save_checkpoint(checkpoint_path, {
                 "config": repr(cfg),
                 "epoch": epoch + 1,
@@ -266,6 +279,7 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
                 **({"ema": ema.module.state_dict()} if ema is not None else {}),
                 "rng": rng_states(generator),
             })
+            spent["checkpoints"] += time.perf_counter() - tick
         ctx.barrier()
 
     wall = time.perf_counter() - started
@@ -279,9 +293,13 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
             "wall_s": round(wall, 3),
             "images_per_s": round(images_seen / wall, 2) if wall > 0 else math.nan,
             "resumed_from_epoch": start_epoch,
+            **{f"{part}_s": round(seconds, 3) for part, seconds in spent.items()},
         },
     }
     if ctx.is_main:
+        shares = ", ".join(f"{part.replace('_', ' ')} {seconds / max(wall, 1e-9):.0%}"
+                           for part, seconds in spent.items())
+        print(f"{cfg['system']}/{cfg['dataset']} seed {seed}: {wall:.1f} s: {shares}", flush=True)
         save_torch(run_dir / MODEL, (ema.module if ema is not None else model).state_dict())
         save_json(run_dir / TRAIN_SUMMARY, summary)
         if not keep_checkpoint:
