@@ -168,7 +168,8 @@ def test_train_json_says_where_the_time_went(tiny_run, tmp_path, monkeypatch, ca
                 "checkpoints": delay["checkpoints"]}  # no checkpoint after the last epoch
     for part, least in expected.items():
         assert timing[f"{part}_s"] >= least, (part, timing)
-    assert sum(timing[f"{part}_s"] for part in delay) <= timing["wall_s"], timing
+    rounding = 0.0005 * (len(delay) + 1)  # every entry is rounded to the millisecond
+    assert sum(timing[f"{part}_s"] for part in delay) <= timing["wall_s"] + rounding, timing
     shares = r"drmoe/voc seed 0: [0-9.]+ s: data [0-9]+%, steps [0-9]+%, test map [0-9]+%, checkpoints [0-9]+%"
     assert re.search(shares, capsys.readouterr().out)
 
