@@ -35,15 +35,16 @@ def run(args: argparse.Namespace) -> int:
     costs = run_costs(config, profile, runs)
     print(f"Plan for {' '.join(args.targets) or 'the default target (every table and the report)'} on the "
           f"{profile} profile:")
-    specs = profile_of(config, profile).get("assets", {})
+    prof = profile_of(config, profile)
+    specs = prof.get("assets", {})
     assets = {name: specs.get(name) for name in assets_for_runs(config, profile, runs)}
     for line in summary_lines(costs, profile, assets):
         print(line)
-    data_dir = Path(profile_of(config, profile)["data_dir"])
+    data_dir = Path(prof["data_dir"])
     print(free_space_line({"the runs": results_dir(profile), "the data": data_dir}))
     bench_csv = args.bench_csv or (DEFAULT_BENCH_CSV if DEFAULT_BENCH_CSV.is_file() else None)
     bench = bench_throughputs(bench_csv) if bench_csv else {}
-    unit = "GPU" if profile_of(config, profile)["device"] == "cuda" else "CPU"
+    unit = "GPU" if prof["device"] == "cuda" else "CPU"
     for line in time_lines(costs, args.images_per_s, bench, unit):
         print(line)
     print("Runs already trained are not subtracted: `snakemake -n` lists what is left to do.")
