@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from drmoe_repro import progress
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
@@ -21,6 +23,10 @@ from drmoe_repro.engine.checkpoint import load_checkpoint
 from drmoe_repro.engine.distributed import DistContext, GlobalBatchSampler
 from drmoe_repro.engine.loss_watch import LossWatch
 from drmoe_repro.engine.train import NonFiniteLossError, train_run
+from drmoe_repro.engine.evaluate import ScoredTestSplit, evaluate_run, load_test_scores, save_test_scores
+from drmoe_repro.layout import (EVALUATE_OUTPUTS, GATES, METRICS, MODEL, RUN_INFO, TEST_SCORES, TRAIN_SUMMARY,
+                                index_path, run_dir)
+from test_layers import _poisoned_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +36,7 @@ import json, sys
 from pathlib import Path
 import numpy as np
 from drmoe_repro.data.index import LabelIndex
-from drmoe_repro.engine.evaluate import predict
+from drmoe_repro.engine.predict import predict
 from drmoe_repro.engine.train import load_trained_model, train_run
 from drmoe_repro.engine.distributed import init_distributed
 cfg = json.loads(Path(sys.argv[1]).read_text())
@@ -157,19 +163,24 @@ def test_train_json_says_where_the_time_went(tiny_run, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(train_module, "batches", slow_batches)
     monkeypatch.setattr(train_module, "train_step", slowed(train_module.train_step, delay["steps"]))
-    monkeypatch.setattr(train_module, "_test_map", slowed(train_module._test_map, delay["test_map"]))
+    scored_epochs = []
+    slow_test_map = slowed(train_module._test_map, delay["test_map"])
+    monkeypatch.setattr(train_module, "_test_map", lambda *args: scored_epochs.append(len(scored_epochs) + 1)
+                        or slow_test_map(*args))
     monkeypatch.setattr(train_module, "save_checkpoint", slowed(train_module.save_checkpoint, delay["checkpoints"]))
     run_cfg = {**cfg, "train": {**cfg["train"], "epochs": 2, "eval_every": 1}}
     timing = train_run(run_cfg, folder / "train.npz", tmp_path, progress=False,
                        test_index=folder / "test.npz")["timing"]
     assert timing == json.loads((tmp_path / "train.json").read_text())["timing"]
     steps = 2 * len(GlobalBatchSampler(150, cfg["data"]["batch_size"], 0))
-    expected = {"data": steps * delay["data"], "steps": steps * delay["steps"], "test_map": 2 * delay["test_map"],
+    # epoch 1's test mAP in the loop; the last epoch's comes from the pass of model.pt after it (test_pass_s)
+    expected = {"data": steps * delay["data"], "steps": steps * delay["steps"], "test_map": delay["test_map"],
                 "checkpoints": delay["checkpoints"]}  # no checkpoint after the last epoch
     for part, least in expected.items():
         assert timing[f"{part}_s"] >= least, (part, timing)
     rounding = 0.0005 * (len(delay) + 1)  # every entry is rounded to the millisecond
     assert sum(timing[f"{part}_s"] for part in delay) <= timing["wall_s"] + rounding, timing
+    assert scored_epochs == [1] and timing["test_pass_s"] > 0, (scored_epochs, timing)
     shares = r"drmoe/voc seed 0: [0-9.]+ s: data [0-9]+%, steps [0-9]+%, test map [0-9]+%, checkpoints [0-9]+%"
     assert re.search(shares, capsys.readouterr().out)
 
@@ -192,6 +203,91 @@ def test_without_bars_a_long_epoch_and_its_evaluation_report_in_plain_lines(tiny
     test_batches = -(-150 // cfg["train"]["eval_batch_size"])
     assert any(line.startswith(f"drmoe/voc epoch 1/1: {steps}/{steps} batches [") for line in lines), lines
     assert any(line.startswith(f"evaluate drmoe/voc: {test_batches}/{test_batches} batches [") for line in lines), lines
+
+
+@pytest.fixture(scope="module")
+def demo_project(demo_voc_root, tmp_path_factory):
+    """A folder laid out as the pipeline lays it out (config.yaml, results/demo/...) with one trained demo run whose
+    training ended with its pass over the test split (test_scores.npz); the demo profile at 32 px and one epoch."""
+    folder = tmp_path_factory.mktemp("demo_project")
+    config = load_config(DEFAULT_CONFIG)
+    demo = config["profiles"]["demo"]
+    demo["input"]["image_size"] = 32
+    demo["train"]["epochs"] = 1
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    paths = {split: folder / index_path("demo", "voc", split) for split in ("train", "test")}
+    for split, name in (("train", "trainval"), ("test", "test")):
+        paths[split].parent.mkdir(parents=True, exist_ok=True)
+        load_voc(demo_voc_root, name).save(paths[split])
+    cfg = resolve_run(config, "demo", "voc", "drmoe", 0)
+    run = folder / run_dir("demo", "voc", "drmoe", 0)
+    train_run(cfg, paths["train"], run, progress=False, test_index=paths["test"])
+    return {"folder": folder, "cfg": cfg, "run": run, **paths}
+
+
+def _evaluation_files(run: Path) -> dict[str, bytes]:
+    files = {}
+    for name in (*EVALUATE_OUTPUTS, GATES):
+        data = (run / name).read_bytes()
+        if name == RUN_INFO:  # timing aside
+            info = json.loads(data)
+            info.pop("timing")
+            data = json.dumps(info, sort_keys=True).encode()
+        files[name] = data
+    return files
+
+
+def test_evaluate_scores_the_pass_training_made_without_torch_and_gives_the_same_bytes(demo_project, tmp_path,
+                                                                                        monkeypatch):
+    """Training ends with a pass of model.pt over the test split; `evaluate` scores it in a process where torch
+    cannot even be imported, and its files equal, byte for byte, those of an evaluation that makes the pass itself
+    from model.pt. The kept pass is dropped once evaluated: model.pt stays the one source."""
+    folder, cfg, run = demo_project["folder"], demo_project["cfg"], demo_project["run"]
+    summary = json.loads((run / TRAIN_SUMMARY).read_text())
+    assert (run / TEST_SCORES).exists() and summary["timing"]["test_pass_s"] > 0
+    assert "test_mAP" in summary["history"][-1]  # the demo's eval_every: the last epoch's, from that pass
+    again = tmp_path / "again"
+    shutil.copytree(run, again)
+    (again / TEST_SCORES).unlink()
+
+    result = subprocess.run([sys.executable, "-m", "drmoe_repro", "evaluate", "--config", "config.yaml", "--profile",
+                             "demo", "--dataset", "voc", "--system", "drmoe", "--seed", "0", "--no-progress"],
+                            cwd=folder, env=_poisoned_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "the test split as training scored it with model.pt" in result.stdout
+    assert not (run / TEST_SCORES).exists()
+
+    monkeypatch.chdir(folder)  # run.json's git_commit is that of the folder, as for the command
+    evaluate_run(cfg, demo_project["train"], demo_project["test"], again, progress=False)  # makes its own pass
+    assert _evaluation_files(run) == _evaluation_files(again)
+    metrics = json.loads((run / METRICS).read_text())
+    assert summary["history"][-1]["test_mAP"] == pytest.approx(metrics["mAP[ap=noninterp]"], abs=1e-12)
+
+
+def test_a_pass_from_other_weights_settings_or_test_index_is_not_used(demo_project, tmp_path, capsys):
+    cfg, test_index = demo_project["cfg"], demo_project["test"]
+    run = tmp_path / "run"
+    shutil.copytree(demo_project["run"], run)
+    save_test_scores(cfg, test_index, run, ScoredTestSplit(scores=np.zeros((3, 2), np.float32), gates=None,
+                                                           decisions=None, device="cpu: test", wall_s=0.5))
+    kept = load_test_scores(cfg, test_index, run)
+    assert kept is not None and kept.scores.shape == (3, 2) and kept.device == "cpu: test" and kept.gates is None
+
+    other_cfg = {**cfg, "train": {**cfg["train"], "eval_batch_size": cfg["train"]["eval_batch_size"] + 1}}
+    other_index = tmp_path / "test.npz"
+    other_index.write_bytes(test_index.read_bytes() + b"\0")
+    assert load_test_scores(other_cfg, test_index, run) is None
+    assert load_test_scores(cfg, other_index, run) is None
+    weights = torch.load(run / MODEL)
+    name = next(key for key, value in weights.items() if value.is_floating_point())
+    weights[name] = weights[name] + 1
+    torch.save(weights, run / MODEL)
+    assert load_test_scores(cfg, test_index, run) is None
+    said = capsys.readouterr().out
+    assert said.count("was made from another model.pt, config or test index") == 3, said
+    (run / TEST_SCORES).write_bytes(b"not an npz")
+    assert load_test_scores(cfg, test_index, run) is None
+    assert "cannot be read" in capsys.readouterr().out
 
 
 def test_the_loss_watch_checks_each_loss_one_step_late():

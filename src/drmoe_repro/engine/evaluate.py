@@ -1,76 +1,92 @@
 """Evaluation of a trained run: writes the evaluation files of its run directory (layout.py).
 
-predictions.npz (image_ids, label_names, targets, scores), gates.npz for mixture-of-experts models, metrics.json
-(every metric named with its convention, the label-prior reference), conventions.csv (the same scores under each
-metric convention) and run.json (resolved config, seed, code version, libraries, device, timing).
+predictions.npz (image_ids, label_names, targets, scores[, decisions]), gates.npz for mixture-of-experts models,
+metrics.json (every metric named with its convention, the label-prior reference), conventions.csv (the same scores
+under each metric convention) and run.json (resolved config, seed, code version, libraries, device, timing).
+
+The scores are those of the pass that training made over the test split with its saved weights (test_scores.npz,
+engine/predict.py) when that pass matches the run's model.pt, config and test index; otherwise evaluation makes the
+pass itself. This module imports no torch: scoring a pass that training made needs none.
 """
 
 from __future__ import annotations
 
-import time
+import hashlib
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from drmoe_repro import metrics
-from drmoe_repro.data.dataset import ImageLabelDataset
 from drmoe_repro.data.index import LabelIndex
-from drmoe_repro.data.transforms import build_eval_transform
-from drmoe_repro.engine.determinism import make_deterministic
-from drmoe_repro.engine.provenance import device_description, git_commit, library_versions
-from drmoe_repro.engine.train import DEFAULT_LOADER_TIMEOUT_S, batches, label_prior, load_trained_model
-from drmoe_repro.layout import CONVENTIONS, GATES, METRICS, PREDICTIONS, RUN_INFO, TRAIN_SUMMARY
-from drmoe_repro.io import load_json, save_json, save_npz, write_text
-from drmoe_repro.progress import progress_bar
+from drmoe_repro.engine.provenance import git_commit, library_versions
+from drmoe_repro.layout import CONVENTIONS, GATES, METRICS, MODEL, PREDICTIONS, RUN_INFO, TEST_SCORES, TRAIN_SUMMARY
+from drmoe_repro.io import dumps_json, load_json, load_npz, save_json, save_npz, write_text
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, index: LabelIndex, cfg: dict, progress: bool = True,
-            device: torch.device | None = None):
-    """Scores [N, L] float32 after the sigmoid, gates [N, L, E] float32 and decided label sets [N, L] int8 (None for
-    models without gates or decisions).
+@dataclass
+class ScoredTestSplit:
+    """One pass of a run's saved weights over its test split (engine/predict.py)."""
 
-    The loader has a generator of its own: predicting never draws from the global RNG, so evaluating during
-    training (train.eval_every) leaves the training run's random stream, and its bytes, unchanged.
-    """
-    device = torch.device(cfg["device"]) if device is None else device
-    was_training = model.training
-    model.to(device).eval()
-    workers = cfg["train"]["num_workers"]
-    timeout = cfg["train"].get("loader_timeout_s", DEFAULT_LOADER_TIMEOUT_S) if workers > 0 else None
-    loader = DataLoader(
-        ImageLabelDataset(index, build_eval_transform(cfg["input"])),
-        batch_size=cfg["train"]["eval_batch_size"],
-        shuffle=False,
-        num_workers=workers,
-        timeout=timeout or 0,
-        generator=torch.Generator().manual_seed(0),
-    )
-    scores, gates, decisions = [], [], []
-    for images, _, _ in progress_bar(batches(loader, timeout), total=len(loader), unit="batches", bars=progress,
-                                     desc=f"evaluate {cfg['system']}/{cfg['dataset']}", leave=False):
-        out = model(images.to(device))
-        scores.append(torch.sigmoid(out["logits"].float()).cpu())
-        if "gates" in out:
-            gates.append(out["gates"].float().cpu())
-        if "decisions" in out:
-            decisions.append(out["decisions"].cpu())
-    score_matrix = torch.cat(scores).numpy().astype(np.float32)
-    gate_tensor = torch.cat(gates).numpy().astype(np.float32) if gates else None
-    decided = torch.cat(decisions).numpy().astype(np.int8) if decisions else None
-    model.train(was_training)
-    return score_matrix, gate_tensor, decided
+    scores: np.ndarray  # [N, L] float32, after the sigmoid
+    gates: np.ndarray | None  # [N, L, E] float32, mixture-of-experts models
+    decisions: np.ndarray | None  # [N, L] int8, models that decide label sets (CNN-RNN's beam search)
+    device: str  # where the pass ran (provenance.device_description)
+    wall_s: float  # loading model.pt and the pass
 
 
-def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True) -> dict:
-    make_deterministic(cfg["seed"], cfg["torch_threads"])
-    started = time.perf_counter()
+def pass_key(cfg: dict, test_index: Path, run_dir: Path) -> str:
+    """What a pass depends on: the run's resolved config, the bytes of its model.pt and of the test index."""
+    digest = hashlib.sha256(dumps_json(cfg).encode())
+    for path in (run_dir / MODEL, test_index):
+        with open(path, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+
+def save_test_scores(cfg: dict, test_index: Path, run_dir: Path, scored: ScoredTestSplit) -> None:
+    optional = {name: value for name, value in (("gates", scored.gates), ("decisions", scored.decisions))
+                if value is not None}
+    save_npz(run_dir / TEST_SCORES, key=np.array(pass_key(cfg, test_index, run_dir)), scores=scored.scores,
+             device=np.array(scored.device), wall_s=np.array(scored.wall_s), **optional)
+
+
+def load_test_scores(cfg: dict, test_index: Path, run_dir: Path) -> ScoredTestSplit | None:
+    """The pass training made, if it was made from this model.pt, config and test index; else None (and why)."""
+    path = run_dir / TEST_SCORES
+    if not path.exists() or not (run_dir / MODEL).exists():
+        return None
+    try:
+        saved = load_npz(path)
+        matches = str(saved["key"]) == pass_key(cfg, test_index, run_dir)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        print(f"{path} cannot be read ({exc}): scoring the test split with model.pt again")
+        return None
+    if not matches:
+        print(f"{path} was made from another model.pt, config or test index: scoring the test split again")
+        return None
+    return ScoredTestSplit(scores=saved["scores"], gates=saved.get("gates"), decisions=saved.get("decisions"),
+                           device=str(saved["device"]), wall_s=float(saved["wall_s"]))
+
+
+def label_prior(train_index: Path) -> np.ndarray:
+    """Per-label frequency of positives in the training set: the scores of the label-prior reference."""
+    targets = LabelIndex.load(train_index).targets
+    return (targets == 1).mean(axis=0).astype(np.float32)  # [L]
+
+
+def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, progress: bool = True,
+                 scored: ScoredTestSplit | None = None) -> dict:
+    """Write the run's evaluation files from `scored` (the pass training made, `load_test_scores`), or from a pass
+    over the test split made here when it is None. test_scores.npz is then dropped: model.pt stays the one source."""
     index = LabelIndex.load(test_index)
-    model = load_trained_model(cfg, train_index, run_dir)
-    scores, gates, decisions = predict(model, index, cfg, progress)
-    wall = time.perf_counter() - started
+    if scored is None:
+        from drmoe_repro.engine.predict import score_test_split  # torch, only where a pass is needed
+
+        scored = score_test_split(cfg, train_index, test_index, run_dir, progress)
+    scores, gates, decisions, wall = scored.scores, scored.gates, scored.decisions, scored.wall_s
 
     image_ids = np.array(index.image_ids, dtype=str)
     label_names = np.array(index.label_names, dtype=str)
@@ -103,7 +119,7 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
         "seed": cfg["seed"],
         "git_commit": git_commit(),
         "libraries": library_versions(),
-        "device": device_description(cfg["device"]),
+        "device": scored.device,
         "num_parameters": train_summary["num_parameters"],
         "num_train_images": train_summary.get("num_train_images"),
         "num_test_images": len(index),
@@ -114,4 +130,5 @@ def evaluate_run(cfg: dict, train_index: Path, test_index: Path, run_dir: Path, 
             "eval_images_per_s": round(len(index) / wall, 2) if wall > 0 else None,
         },
     })
+    (run_dir / TEST_SCORES).unlink(missing_ok=True)
     return results

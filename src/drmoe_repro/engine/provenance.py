@@ -6,8 +6,6 @@ import platform
 import subprocess
 from importlib import metadata
 
-import torch
-
 LIBRARIES = ("torch", "torchvision", "numpy", "pandas", "pycocotools", "scikit-learn", "pillow")
 
 
@@ -32,6 +30,9 @@ def library_versions() -> dict[str, str]:
 
 
 def device_description(device: str) -> str:
-    if device == "cuda" and torch.cuda.is_available():
-        return f"cuda: {torch.cuda.get_device_name(0)}"
+    if device == "cuda":
+        import torch  # here, not above: evaluating a pass that training made imports no torch
+
+        if torch.cuda.is_available():
+            return f"cuda: {torch.cuda.get_device_name(0)}"
     return f"cpu: {platform.machine()}"

@@ -4,8 +4,8 @@ Adam with coupled weight decay, step decay x lr_gamma at the configured fraction
 40 of 50), BCE over the labels that are not ignored (eq 10) plus the model's auxiliary loss (DR-MoE's entropy
 term, eqs 11-12); a baseline's published recipe (optimizer, schedule, loss, weight EMA, augmentation) comes from
 engine/recipes.py. A checkpoint after every epoch; `model.pt` (the final weights, or their EMA where the recipe
-keeps one: the weights evaluated) and `train.json` (loss history, the test mAP per epoch with `train.eval_every`,
-timing) at the end.
+keeps one: the weights evaluated), the pass of model.pt over the test split that `evaluate` reuses (test_scores.npz,
+engine/predict.py) and `train.json` (loss history, the test mAP per epoch with `train.eval_every`, timing) at the end.
 
 Speed options (profile `train:` block): bf16 autocast, channels_last, torch.compile (with CUDA graphs under
 `compile_mode: reduce-overhead`), a fused optimizer, gradient accumulation, and JPEG decoding on the training
@@ -34,6 +34,7 @@ from drmoe_repro.engine.determinism import make_deterministic, seed_worker
 from drmoe_repro.engine.distributed import GlobalBatchSampler, init_distributed, shutdown_distributed
 from drmoe_repro.engine.loss_watch import LossWatch, NonFiniteLossError
 from drmoe_repro.engine.ema import ModelEma
+from drmoe_repro.engine.evaluate import save_test_scores
 from drmoe_repro.engine.losses import masked_asymmetric_loss
 from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.layout import CHECKPOINT, MODEL, TRAIN_SUMMARY
@@ -119,18 +120,43 @@ def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True
     """
     ctx = init_distributed(cfg["device"])
     try:
-        return _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index)
+        summary = _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index)
+        if ctx.is_main:
+            if test_index is not None:
+                _score_saved_weights(cfg, summary, train_index, test_index, run_dir, progress)
+            save_json(run_dir / TRAIN_SUMMARY, summary)
+            if not cfg["train"].get("keep_checkpoint", False):
+                (run_dir / CHECKPOINT).unlink(missing_ok=True)  # model.pt has the final weights
+        return summary
     finally:
         shutdown_distributed(ctx)
 
 
 def _test_map(model: torch.nn.Module, test: LabelIndex, cfg: dict, device: torch.device) -> float:
     """mAP of `model` on the test split (default convention), without touching the training RNG."""
-    from drmoe_repro.engine.evaluate import predict
-    from drmoe_repro.metrics import compute_metrics
+    from drmoe_repro.engine.predict import predict
 
     scores, _, _ = predict(model, test, cfg, progress=False, device=device)
+    return _map_of(scores, test)
+
+
+def _map_of(scores: np.ndarray, test: LabelIndex) -> float:
+    from drmoe_repro.metrics import compute_metrics
+
     return compute_metrics(scores, test.targets, test.label_names, top_k=None)["mAP[ap=noninterp]"]
+
+
+def _score_saved_weights(cfg: dict, summary: dict, train_index: Path, test_index: Path, run_dir: Path,
+                         progress: bool) -> None:
+    """The pass of model.pt over the test split, kept for `evaluate` (engine/predict.py), once the training's own
+    state is freed. Its mAP is the last epoch's test mAP where train.eval_every records one."""
+    from drmoe_repro.engine.predict import score_test_split
+
+    scored = score_test_split(cfg, train_index, test_index, run_dir, progress, device=_device_for(cfg))
+    save_test_scores(cfg, test_index, run_dir, scored)
+    if cfg["train"].get("eval_every") and summary["history"]:
+        summary["history"][-1]["test_mAP"] = _map_of(scored.scores, LabelIndex.load(test_index))
+    summary["timing"]["test_pass_s"] = scored.wall_s
 
 
 def batches(loader: DataLoader, timeout: float | None):
@@ -256,8 +282,9 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
         mean_loss = torch.stack(losses).mean().item() if losses else math.nan
         history.append({"epoch": epoch + 1, "mean_loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]})
         last_epoch = epoch + 1 == train["epochs"]
-        if test is not None and ctx.is_main and ((epoch + 1) % eval_every == 0 or last_epoch):
-            # Recorded, never used to pick the checkpoint: the evaluated one is the last epoch's.
+        if test is not None and ctx.is_main and (epoch + 1) % eval_every == 0 and not last_epoch:
+            # Recorded, never used to pick the checkpoint: the evaluated one is the last epoch's. The last epoch's
+            # comes from the pass of its saved weights over the test split (`_score_saved_weights`).
             tick = time.perf_counter()
             history[-1]["test_mAP"] = _test_map(ema.module if ema is not None else model, test, cfg, device)
             spent["test_map"] += time.perf_counter() - tick
@@ -301,9 +328,6 @@ def _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index=None) ->
                            for part, seconds in spent.items())
         print(f"{cfg['system']}/{cfg['dataset']} seed {seed}: {wall:.1f} s: {shares}", flush=True)
         save_torch(run_dir / MODEL, (ema.module if ema is not None else model).state_dict())
-        save_json(run_dir / TRAIN_SUMMARY, summary)
-        if not keep_checkpoint:
-            checkpoint_path.unlink(missing_ok=True)  # model.pt has the final weights; the rest only served resuming
     return summary
 
 
@@ -321,9 +345,3 @@ def load_trained_model(cfg: dict, train_index: Path, run_dir: Path) -> torch.nn.
     model = build_model(cfg["model_name"], model_cfg, info)
     model.load_state_dict(load_weights(run_dir / MODEL))  # strict: every parameter and buffer is replaced
     return model
-
-
-def label_prior(train_index: Path) -> np.ndarray:
-    """Per-label frequency of positives in the training set: the scores of the label-prior reference."""
-    targets = LabelIndex.load(train_index).targets
-    return (targets == 1).mean(axis=0).astype(np.float32)  # [L]
