@@ -41,7 +41,7 @@ from drmoe_repro.engine.train import load_trained_model, train_run
 from drmoe_repro.engine.distributed import init_distributed
 cfg = json.loads(Path(sys.argv[1]).read_text())
 train_index, test_index, run_dir = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-train_run(cfg, train_index, run_dir, progress=False)
+train_run(cfg, train_index, run_dir, progress=False, test_index=test_index)
 import os
 if os.environ.get("RANK", "0") == "0":
     model = load_trained_model(cfg, train_index, run_dir)
@@ -78,10 +78,18 @@ def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
-@pytest.mark.slow  # training subprocesses
-def test_kill_9_mid_epoch_then_resume_gives_byte_identical_predictions(tiny_run, tmp_path):
+@pytest.fixture(scope="module")
+def one_process_run(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run trained straight through in one fresh process: what the resumed and the DDP runs are held to."""
     folder, _ = tiny_run
-    _finish(_driver(folder, tmp_path / "straight"))
+    run = tmp_path_factory.mktemp("one_process")
+    _finish(_driver(folder, run))
+    return run
+
+
+@pytest.mark.slow  # training subprocesses
+def test_kill_9_mid_epoch_then_resume_gives_byte_identical_predictions(tiny_run, one_process_run, tmp_path):
+    folder, _ = tiny_run
 
     crashed = tmp_path / "crashed"
     process = _driver(folder, crashed)
@@ -98,8 +106,8 @@ def test_kill_9_mid_epoch_then_resume_gives_byte_identical_predictions(tiny_run,
 
     out = _finish(_driver(folder, crashed))
     assert f"resuming {crashed} from its checkpoint after epoch {epoch_at_kill}" in out
-    assert (crashed / "scores.npy").read_bytes() == (tmp_path / "straight" / "scores.npy").read_bytes()
-    assert (crashed / "model.pt").read_bytes() == (tmp_path / "straight" / "model.pt").read_bytes()
+    assert (crashed / "scores.npy").read_bytes() == (one_process_run / "scores.npy").read_bytes()
+    assert (crashed / "model.pt").read_bytes() == (one_process_run / "model.pt").read_bytes()
 
 
 @pytest.mark.parametrize("step_in_epoch_2", [3, "last"])
@@ -333,15 +341,16 @@ def test_drop_last_keeps_only_full_batches_of_the_same_permutation():
 
 
 @pytest.mark.slow  # training subprocesses
-def test_two_process_ddp_agrees_with_one_process(tiny_run, tmp_path):
+def test_two_process_ddp_agrees_with_one_process(tiny_run, one_process_run, tmp_path):
     """gloo DDP on 2 CPU processes sees the same global batches; BatchNorm statistics per half-batch and the
     per-process loss normalisation make it differ slightly: mean |score difference| must stay below 0.05."""
     folder, _ = tiny_run
-    _finish(_driver(folder, tmp_path / "one"))
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     _finish(_driver(folder, tmp_path / "two", launcher))
-    one, two = np.load(tmp_path / "one" / "scores.npy"), np.load(tmp_path / "two" / "scores.npy")
+    one, two = np.load(one_process_run / "scores.npy"), np.load(tmp_path / "two" / "scores.npy")
     assert json.loads((tmp_path / "two" / "train.json").read_text())["world_size"] == 2
+    kept = np.load(tmp_path / "two" / "test_scores.npz")  # the first process's pass over the test split
+    assert kept["scores"].tobytes() == two.tobytes()
     difference = np.abs(one - two).mean()
     assert difference < 0.05, difference
 

@@ -115,21 +115,22 @@ def train_run(cfg: dict, train_index: Path, run_dir: Path, progress: bool = True
               inputs: dict[str, Path] | None = None, test_index: Path | None = None) -> dict:
     """Train the run described by `cfg` (config.resolve_run) and write model.pt and train.json to run_dir.
 
-    `inputs`: the fetched locations of what the model settings ask for (see `data_info_for`). `test_index`: where
+    `inputs`: the fetched locations of what the model settings ask for (see `data_info_for`). `test_index`: the
+    test split, which the saved model.pt is scored on at the end (test_scores.npz, for `evaluate`) and where
     `train.eval_every: N` scores the test mAP every N epochs (recorded in train.json; never used for choosing).
     """
     ctx = init_distributed(cfg["device"])
     try:
         summary = _train(cfg, train_index, run_dir, progress, inputs, ctx, test_index)
-        if ctx.is_main:
-            if test_index is not None:
-                _score_saved_weights(cfg, summary, train_index, test_index, run_dir, progress)
-            save_json(run_dir / TRAIN_SUMMARY, summary)
-            if not cfg["train"].get("keep_checkpoint", False):
-                (run_dir / CHECKPOINT).unlink(missing_ok=True)  # model.pt has the final weights
-        return summary
     finally:
         shutdown_distributed(ctx)
+    if ctx.is_main:  # after the process group is gone: the pass is the first process's alone
+        if test_index is not None:
+            _score_saved_weights(cfg, summary, train_index, test_index, run_dir, progress)
+        save_json(run_dir / TRAIN_SUMMARY, summary)
+        if not cfg["train"].get("keep_checkpoint", False):
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)  # model.pt has the final weights
+    return summary
 
 
 def _test_map(model: torch.nn.Module, test: LabelIndex, cfg: dict, device: torch.device) -> float:
