@@ -45,8 +45,8 @@ def pass_key(cfg: dict, test_index: Path, run_dir: Path) -> str:
     return digest.hexdigest()
 
 
-
 def save_test_scores(cfg: dict, test_index: Path, run_dir: Path, scored: ScoredTestSplit) -> None:
+    """Keep a pass in the run directory (layout.TEST_SCORES) under the key of what it was made from."""
     optional = {name: value for name, value in (("gates", scored.gates), ("decisions", scored.decisions))
                 if value is not None}
     save_npz(run_dir / TEST_SCORES, key=np.array(pass_key(cfg, test_index, run_dir)), scores=scored.scores,
