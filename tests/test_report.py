@@ -211,6 +211,20 @@ def test_png_has_no_software_metadata(tmp_path):
     assert b"Software" not in (tmp_path / "a.png").read_bytes()
 
 
+def test_gate_figure_is_byte_identical_to_one_drawn_with_every_panel_shown(tmp_path, monkeypatch):
+    """gate_figure hides the other panels while seaborn draws each heatmap, for speed only: the PNG must be the one
+    drawn with every panel shown."""
+    rng = np.random.default_rng(0)
+    names, experts = ["person", "bicycle", "car", "dog", "cat"], ["shared 1", "shared 2", "own"]
+    gates = rng.dirichlet(np.ones(len(experts)), size=(6, len(names))).astype(np.float32)
+    samples = [{"index": i, "image_id": f"img{i}", "kind": "correlated labels", "labels": labels}
+               for i, labels in enumerate([["person", "bicycle"], ["dog"], ["car", "dog", "cat"], ["cat"]])]
+    with fg.matplotlib.rc_context(fg.STYLE):
+        fg.save_figure(fg.gate_figure(samples, gates, names, experts, "gates"), tmp_path / "fast.png")
+        monkeypatch.setattr(fg.matplotlib.axes.Axes, "set_visible", lambda self, visible: None)
+        fg.save_figure(fg.gate_figure(samples, gates, names, experts, "gates"), tmp_path / "plain.png")
+    assert (tmp_path / "fast.png").read_bytes() == (tmp_path / "plain.png").read_bytes()
+
 def test_gate_images_follow_the_documented_rule():
     names = ["person", "bicycle", "car", "dog"]
     targets = np.array([

@@ -151,11 +151,14 @@ def gate_figure(samples: list[dict], gates: np.ndarray, label_names: list[str], 
     heights = [max(len(s["labels"]), 1) for s in samples] or [1]
     fig = _new_figure(max(5.0, 1.2 + 0.6 * len(expert_names)), 1.0 + 0.32 * sum(heights) + 0.45 * n)
     axes = fig.subplots(n, 1, squeeze=False, height_ratios=heights)[:, 0]
-    # seaborn draws the whole figure after each heatmap (to check whether tick labels overlap, which the rotation set
-    # below overrides); constrained layout would be solved on every one of those draws, so it is switched on only
-    # once every panel exists. The saved figure is the same, byte for byte, and a report takes about 30% less time.
+    # seaborn draws the whole figure after each heatmap, to check whether tick labels overlap (the rotation set below
+    # overrides what it decides). Those draws are made cheap: constrained layout is off until every panel exists (so
+    # it is solved once, not on every draw), and the other panels are hidden (so each draw is of one panel, not of
+    # the figure so far; the saved figure is the same, byte for byte). A demo report takes about 25% less time.
     fig.set_layout_engine("none")
     for ax, sample in zip(axes, samples):
+        for panel in axes:
+            panel.set_visible(panel is ax)
         rows = [label_names.index(lbl) for lbl in sample["labels"]]
         data = pd.DataFrame(np.asarray(gates[sample["index"]][rows], dtype=np.float64),
                             index=sample["labels"], columns=expert_names)
@@ -165,6 +168,8 @@ def gate_figure(samples: list[dict], gates: np.ndarray, label_names: list[str], 
         ax.set_ylabel("")
         ax.tick_params(axis="y", rotation=0)
         ax.tick_params(axis="x", rotation=0)
+    for panel in axes:
+        panel.set_visible(True)
     fig.set_layout_engine("constrained")
     fig.suptitle(title, fontsize=9)
     return fig
