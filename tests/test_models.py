@@ -116,6 +116,41 @@ def test_builds_from_both_profiles_of_the_config(name):
     assert out["logits"].shape == (2, NUM_LABELS)
 
 
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_model_built_without_initialisation_then_loaded_is_the_model_it_was_loaded_from(name):
+    """What `load_trained_model` does: build with init_weights=False, then a strict load. Every parameter and buffer
+    (the non-persistent ones, which the state dict does not hold, included) and the outputs must be the trained
+    model's, bit for bit."""
+    trained = _build(name).eval()
+    for param in trained.parameters():  # weights that no initialiser would give
+        param.data.add_(0.01 * torch.randn_like(param))
+    loaded = build_model(name, TINY, _data_info(), init_weights=False).eval()
+    loaded.load_state_dict(trained.state_dict())
+    for (key, want), (other, got) in zip([*trained.named_parameters(), *trained.named_buffers()],
+                                         [*loaded.named_parameters(), *loaded.named_buffers()], strict=True):
+        assert key == other and torch.equal(want, got), key
+    images, _ = _batch()
+    with torch.no_grad():
+        expected, actual = trained(images), loaded(images)
+    for key in expected:
+        if isinstance(expected[key], torch.Tensor):
+            assert torch.equal(expected[key], actual[key]), key
+
+
+def test_building_without_initialisation_skips_torchs_initialisers_and_puts_them_back():
+    initialisers = {name: getattr(torch.nn.init, name) for name in ("kaiming_uniform_", "xavier_uniform_", "ones_")}
+    small_q2l = {**TINY, "q2l_hidden": 16, "q2l_heads": 2, "q2l_enc": 1, "q2l_dec": 1, "q2l_ffn": 32}
+    states = []
+    for init_weights in (True, False):
+        torch.manual_seed(0)
+        build_model("q2l", small_q2l, _data_info(), init_weights=init_weights)
+        states.append(torch.random.get_rng_state())
+    assert not torch.equal(*states)  # the initialisers' draws were skipped (the model's own few remain)
+    assert {name: getattr(torch.nn.init, name) for name in initialisers} == initialisers
+    with pytest.raises(KeyError):  # a failing build puts them back too
+        build_model("no_such_model", TINY, _data_info(), init_weights=False)
+    assert {name: getattr(torch.nn.init, name) for name in initialisers} == initialisers
+
 @pytest.mark.parametrize("name", MOE_MODELS)
 def test_gate_rows_sum_to_one(name):
     out = _build(name).eval()(_batch()[0])

@@ -83,7 +83,7 @@ def count_parameters(model_name: str, model_cfg: dict, num_labels: int) -> int:
     info = DataInfo(tuple(f"label{i}" for i in range(num_labels)), np.zeros((1, num_labels), dtype=np.int8),
                     label_vectors=torch.zeros(num_labels, 300) if cfg.get("label_embedding") == "glove" else None)
     with torch.device("meta"):
-        model = build_model(model_name, cfg, info)
+        model = build_model(model_name, cfg, info, init_weights=False)
     return sum(p.numel() for p in model.parameters())
 
 

@@ -336,13 +336,14 @@ def load_trained_model(cfg: dict, train_index: Path, run_dir: Path) -> torch.nn.
     """The trained model of a run: its architecture, then every parameter and buffer from model.pt.
 
     model.pt holds every weight, the pretrained ones included, so the model is built without its pretrained inputs:
-    no ImageNet weights or GloVe file is read (GloVe's place is held by zeros until the state dict fills it).
+    no ImageNet weights or GloVe file is read (GloVe's place is held by zeros until the state dict fills it), and
+    without drawing the random weights that the state dict replaces (models/registry.py: init_weights).
     """
     index = LabelIndex.load(train_index)
     model_cfg = {**cfg["model"], "pretrained": False}
     info = data_info_for(index, model_cfg)
     if model_cfg.get("label_embedding") == "glove":
         info = DataInfo(info.label_names, info.train_targets, label_vectors=torch.zeros(len(index.label_names), 300))
-    model = build_model(cfg["model_name"], model_cfg, info)
+    model = build_model(cfg["model_name"], model_cfg, info, init_weights=False)
     model.load_state_dict(load_weights(run_dir / MODEL))  # strict: every parameter and buffer is replaced
     return model

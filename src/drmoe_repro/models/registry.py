@@ -14,6 +14,7 @@ signature that makes Snakemake retrain) holds only those keys, so changing ML-GC
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -52,10 +53,41 @@ def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module
     return builder
 
 
-def build_model(name: str, model_cfg: dict, data: DataInfo) -> nn.Module:
+def build_model(name: str, model_cfg: dict, data: DataInfo, *, init_weights: bool = True) -> nn.Module:
+    """The registered model `name`. `init_weights=False` is for a model whose every parameter is replaced next (a
+    strict `load_state_dict`) or never read (the meta device): torch.nn.init's functions are skipped while it is
+    built, so that the weights are not drawn only to be overwritten (3 of the 4.7 s a CPU takes to load a trained
+    Query2Label at R101-448). Its parameters hold whatever memory they were given until then."""
     # Importing the package's model modules fills the registry.
     from drmoe_repro import models  # noqa: F401
 
     if name not in MODELS:
         raise KeyError(f"model {name!r} is not registered; registered models: {', '.join(sorted(MODELS))}")
-    return MODELS[name](model_cfg, data)
+    if init_weights:
+        return MODELS[name](model_cfg, data)
+    with _torch_init_skipped():
+        return MODELS[name](model_cfg, data)
+
+
+# torch.nn.init's in-place initialisers: every torch.nn layer's reset_parameters, and torchvision's models, call them
+# through the module (`init.kaiming_uniform_(...)`), so replacing them there reaches every layer.
+_TORCH_INITIALISERS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                       "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+                       "sparse_")
+
+
+@contextmanager
+def _torch_init_skipped():
+    """Inside, torch.nn.init's initialisers return their tensor untouched (restored on the way out, error or not)."""
+    saved = {name: getattr(nn.init, name) for name in _TORCH_INITIALISERS}
+    try:
+        for name in saved:
+            setattr(nn.init, name, _untouched)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
+def _untouched(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    return tensor
