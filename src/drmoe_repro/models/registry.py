@@ -56,8 +56,9 @@ def register_model(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module
 def build_model(name: str, model_cfg: dict, data: DataInfo, *, init_weights: bool = True) -> nn.Module:
     """The registered model `name`. `init_weights=False` is for a model whose every parameter is replaced next (a
     strict `load_state_dict`) or never read (the meta device): torch.nn.init's functions are skipped while it is
-    built, so that the weights are not drawn only to be overwritten (3 of the 4.7 s a CPU takes to load a trained
-    Query2Label at R101-448). Its parameters hold whatever memory they were given until then."""
+    built, so that the weights are not drawn only to be overwritten (a trained paper-profile Query2Label, 194 M
+    parameters, loads in 1.3 s instead of 3.3 s on one CPU thread). Its parameters hold whatever memory they were
+    given until then."""
     # Importing the package's model modules fills the registry.
     from drmoe_repro import models  # noqa: F401
 
