@@ -151,6 +151,7 @@ def test_building_without_initialisation_skips_torchs_initialisers_and_puts_them
         build_model("no_such_model", TINY, _data_info(), init_weights=False)
     assert {name: getattr(torch.nn.init, name) for name in initialisers} == initialisers
 
+
 @pytest.mark.parametrize("name", MOE_MODELS)
 def test_gate_rows_sum_to_one(name):
     out = _build(name).eval()(_batch()[0])

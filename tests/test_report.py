@@ -225,6 +225,7 @@ def test_gate_figure_is_byte_identical_to_one_drawn_with_every_panel_shown(tmp_p
         fg.save_figure(fg.gate_figure(samples, gates, names, experts, "gates"), tmp_path / "plain.png")
     assert (tmp_path / "fast.png").read_bytes() == (tmp_path / "plain.png").read_bytes()
 
+
 def test_gate_images_follow_the_documented_rule():
     names = ["person", "bicycle", "car", "dog"]
     targets = np.array([
