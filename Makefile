@@ -28,9 +28,10 @@ all: $(STAMP)
 	$(BIN)/snakemake --cores all
 
 # One pytest worker per core (pytest-xdist), at most 4: each loads torch and may start training jobs, and more gain
-# nothing once the two end-to-end builds run side by side (tests/conftest.py collects them first). --dist loadfile
-# keeps a module's tests, and so its fixtures (those builds), in one worker.
-PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile
+# nothing once the two end-to-end builds run side by side. --dist loadfile keeps a module's tests, and so its
+# fixtures (those builds), in one worker; --no-loadscope-reorder keeps the order tests/conftest.py gives the modules
+# (longest first) instead of xdist's (most tests first, which put the two builds last).
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 test: $(STAMP)
 	$(PYTEST)
