@@ -86,10 +86,10 @@ def standin_glove(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 # The modules that take longest, longest first (`make test` at 646f646: the two end-to-end builds about 300 s each,
-# then 149, 122, 30 and 13 s; every other module under 10 s). Collected first, the two builds start at once on two
+# then 149, 30, 28 and 13 s; every other module 10 s or less). Collected first, the two builds start at once on two
 # workers under `pytest -n` (make test, which keeps this order: --no-loadscope-reorder), and the rest of the suite
 # follows longest first, so that no long module is left to run alone at the end.
-LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_engine.py", "test_readme.py", "test_report.py",
+LONGEST_FIRST = ("test_paper_profile.py", "test_pipeline.py", "test_engine.py", "test_report.py", "test_readme.py",
                  "test_layers.py")
 
 
