@@ -6,6 +6,7 @@ writes into the working tree.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,3 +37,16 @@ def tool_env() -> dict[str, str]:
 def snakemake(folder: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=folder, env=tool_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+# Files that record how long a step took (the only bytes allowed to differ between two builds of the same config).
+TIMING_FILES = {"run.json", "train.json"}
+
+
+def without_timing(path: Path) -> bytes:
+    """A result file's bytes, with the `timing` entry of run.json and train.json left out."""
+    if path.name in TIMING_FILES:
+        data = json.loads(path.read_text())
+        data.pop("timing")
+        return json.dumps(data, sort_keys=True).encode()
+    return path.read_bytes()

@@ -24,8 +24,9 @@ from drmoe_repro.engine.distributed import DistContext, GlobalBatchSampler
 from drmoe_repro.engine.loss_watch import LossWatch
 from drmoe_repro.engine.train import NonFiniteLossError, train_run
 from drmoe_repro.engine.evaluate import ScoredTestSplit, evaluate_run, load_test_scores, save_test_scores
-from drmoe_repro.layout import (EVALUATE_OUTPUTS, GATES, METRICS, MODEL, RUN_INFO, TEST_SCORES, TRAIN_SUMMARY,
+from drmoe_repro.layout import (EVALUATE_OUTPUTS, GATES, METRICS, MODEL, TEST_SCORES, TRAIN_SUMMARY,
                                 index_path, run_dir)
+from project import without_timing
 from test_layers import _poisoned_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -234,15 +235,7 @@ def demo_project(demo_voc_root, tmp_path_factory):
 
 
 def _evaluation_files(run: Path) -> dict[str, bytes]:
-    files = {}
-    for name in (*EVALUATE_OUTPUTS, GATES):
-        data = (run / name).read_bytes()
-        if name == RUN_INFO:  # timing aside
-            info = json.loads(data)
-            info.pop("timing")
-            data = json.dumps(info, sort_keys=True).encode()
-        files[name] = data
-    return files
+    return {name: without_timing(run / name) for name in (*EVALUATE_OUTPUTS, GATES)}
 
 
 def test_evaluate_scores_the_pass_training_made_without_torch_and_gives_the_same_bytes(demo_project, tmp_path,

@@ -18,11 +18,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from project import copy_project, snakemake, tool_env
+from project import copy_project, snakemake, tool_env, without_timing
 from test_readme import NEEDS_RESULTS, readme_commands
 
 TARGETS: list[str] = []  # the default target: all six tables, the figures and reports/paper_tables.md
-TIMING_FILES = {"run.json", "train.json"}
 REBUILT_RUNS = ("results/demo/runs/voc/drmoe/seed0", "results/demo/runs/coco/cnn_rnn/seed0")
 
 pytestmark = pytest.mark.slow
@@ -42,17 +41,9 @@ def _tiny_project(folder: Path) -> Path:
     return folder
 
 
-def _without_timing(path: Path) -> bytes:
-    if path.name in TIMING_FILES:
-        data = json.loads(path.read_text())
-        data.pop("timing")
-        return json.dumps(data, sort_keys=True).encode()
-    return path.read_bytes()
-
-
 def _digests(folder: Path) -> dict[str, str]:
     return {
-        str(p.relative_to(folder)): hashlib.sha256(_without_timing(p)).hexdigest()
+        str(p.relative_to(folder)): hashlib.sha256(without_timing(p)).hexdigest()
         for tree in ("results", "reports") for p in sorted((folder / tree).rglob("*"))
         if p.is_file() and ".planned" not in p.parts and "logs" not in p.parts
     }
