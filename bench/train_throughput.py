@@ -6,7 +6,9 @@
     python bench/train_throughput.py --compile --compile-mode reduce-overhead --fused   # CUDA graphs, fused Adam
     python bench/train_throughput.py --concurrent-runs 3     # three runs (batch 32 each) sharing the device
     python bench/train_throughput.py --compare-naive         # also each model's naive eager rate, and the ratio
-    python bench/train_throughput.py --tiny                  # a CPU-sized configuration (run by the tests)
+    python bench/train_throughput.py --tiny                  # a quick CPU check of the demo's models (the tests)
+    python bench/train_throughput.py --profile demo --device cpu --threads 1 --channels-last
+                                                             # the demo's models, as `make demo` trains them
 
 Synthetic input isolates the step; `--data real` writes COCO-sized JPEGs (640x480) to a temporary folder and feeds
 the step through the engine's own dataset, sampler and transforms (CPU workers, or nvjpeg decoding on the GPU with
@@ -44,28 +46,33 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from drmoe_repro.config import DEFAULT_CONFIG, load_config, resolve_run
+from drmoe_repro.config import DEFAULT_CONFIG, load_config, profile_of, resolve_run
 from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform
+from drmoe_repro.data.demo import COCO_DEMO_CATEGORIES
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.distributed import GlobalBatchSampler
 from drmoe_repro.engine.loss_watch import LossWatch
 from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.engine.train import train_step
+from drmoe_repro.model_keys import model_config_for
 from drmoe_repro.models import MODELS, DataInfo, build_model
 
+COCO_CLASSES = 80
 BARRIER_TIMEOUT_S = 1800  # the runs wait for each other after warm-up, which includes compilation
-TINY = {"backbone": "tiny_cnn", "d_model": 32, "n_heads": 2, "n_enc": 1, "n_dec": 1, "ffn_dim": 64}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="all", help="comma-separated registered models, or 'all'")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--profile", default="paper",
+                        help="whose model and input settings: 'paper' (ResNet-101, 448 px) or 'demo' (tiny_cnn, 64 px)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=32, help="images per step (the paper's COCO batch: 32)")
-    parser.add_argument("--image-size", type=int, default=None, help="default: the paper profile's 448")
-    parser.add_argument("--labels", type=int, default=80, help="L (COCO: 80)")
+    parser.add_argument("--image-size", type=int, default=None, help="default: the profile's (paper: 448)")
+    parser.add_argument("--labels", type=int, default=None,
+                        help="L (default: COCO's 80; the demo's COCO has 20)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation, cuDNN autotune)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
@@ -85,21 +92,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's peak for MFU (default: 790 bf16 / 395 fp32-tf32 on a GPU, none on a CPU)")
-    parser.add_argument("--tiny", action="store_true", help="tiny CPU configuration: tiny_cnn, 64 px, 2 steps")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a quick CPU check: the demo profile's models, at most 4 images a step, 2 steps")
     parser.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.labels is None:
+        args.labels = len(COCO_DEMO_CATEGORIES) if args.tiny or args.profile == "demo" else COCO_CLASSES
+    return args
 
 
-def model_config(args) -> tuple[dict, dict, dict]:
+def model_config(args, name: str) -> tuple[dict, dict, dict]:
+    """Model `name`'s own settings in the profile (the keys it reads, model_keys.py), the input and train blocks."""
     config = load_config(args.config)
-    cfg = resolve_run(config, "paper", "coco", "drmoe", 0)
-    model_cfg = copy.deepcopy(cfg["model"])
+    profile = "demo" if args.tiny else args.profile
+    cfg = resolve_run(config, profile, "coco", "drmoe", 0)  # the input and train blocks every system shares
+    model_cfg = model_config_for(name, copy.deepcopy(profile_of(config, profile)["model"]))
     model_cfg["pretrained"] = False  # weights and word vectors do not change the speed, and need no download
-    model_cfg["label_embedding"] = "random"
+    if "label_embedding" in model_cfg:
+        model_cfg["label_embedding"] = "random"
     input_cfg = copy.deepcopy(cfg["input"])
-    if args.tiny:
-        model_cfg.update(TINY)
-        input_cfg["image_size"] = 64
     if args.image_size:
         input_cfg["image_size"] = args.image_size
     return model_cfg, input_cfg, cfg["train"]
@@ -193,7 +204,7 @@ class Variant:
 
 def timed_steps(name, args, variant: Variant, device, folder: Path, barrier=None) -> dict:
     """Warm up, wait for the other runs at `barrier` (if any), then time `args.steps` steps of model `name`."""
-    model_cfg, input_cfg, train_cfg = model_config(args)
+    model_cfg, input_cfg, train_cfg = model_config(args, name)
     memory_format = torch.channels_last if variant.channels_last else torch.contiguous_format
     batches = synthetic_batches(args, input_cfg["image_size"], device, memory_format) \
         if variant.data == "synthetic" else real_batches(args, input_cfg, variant.decode, folder, device)

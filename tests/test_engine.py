@@ -1,5 +1,6 @@
 """Training engine: crash-safe resume, NaN stop, data-parallel agreement, the throughput benchmark, SLURM plan."""
 
+import importlib.util
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from drmoe_repro.engine.train import NonFiniteLossError, train_run
 from drmoe_repro.engine.evaluate import ScoredTestSplit, evaluate_run, load_test_scores, save_test_scores
 from drmoe_repro.layout import (EVALUATE_OUTPUTS, GATES, METRICS, MODEL, TEST_SCORES, TRAIN_SUMMARY,
                                 index_path, run_dir)
+from drmoe_repro.models import MODELS
 from project import without_timing
 from test_layers import _poisoned_env
 
@@ -348,16 +350,46 @@ def test_two_process_ddp_agrees_with_one_process(tiny_run, one_process_run, tmp_
     assert difference < 0.05, difference
 
 
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "bench" / "train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("profile", ["paper", "demo"])
+def test_throughput_benchmark_builds_each_model_as_its_system_trains_it(profile):
+    """Each benchmarked model has the settings its own system trains with (Query2Label's width and FFN, ML-GCN's
+    and ADD-GCN's hidden sizes, CNN-RNN's LSTM), not DR-MoE's block with the baselines' defaults; only the
+    pretrained inputs are left out (they do not change the speed)."""
+    bench = _load_benchmark()
+    config = load_config(DEFAULT_CONFIG)
+    args = bench.parse_args(["--profile", profile])
+    systems = {spec["model"]: name for name, spec in config["systems"].items() if set(spec) == {"model"}}
+    assert set(systems) == set(MODELS)  # every model is some system's, with no overrides
+    for model, system in systems.items():
+        benchmarked, input_cfg, _ = bench.model_config(args, model)
+        trained = resolve_run(config, profile, "coco", system, 0)
+        expected = {**trained["model"], "pretrained": False}
+        if "label_embedding" in expected:
+            expected["label_embedding"] = "random"
+        assert benchmarked == expected, model
+        assert input_cfg == trained["input"]
+    assert args.labels == (80 if profile == "paper" else 20)
+
+
 @pytest.mark.slow
 def test_throughput_benchmark_runs_its_tiny_configuration(tmp_path):
+    """Every registered model, as bench/gpu_checks.sh asks for them (`--models all`)."""
     out = tmp_path / "bench.csv"
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "train_throughput.py"), "--tiny", "--device", "cpu", "--threads", "1",
-         "--models", "drmoe,q2l", "--out", str(out)], capture_output=True, text=True, timeout=600,
+         "--models", "all", "--out", str(out)], capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = __import__("pandas").read_csv(out)
-    assert table["model"].tolist() == ["drmoe", "q2l"]
+    assert table["model"].tolist() == sorted(MODELS)
     assert (table["images_per_s"] > 0).all() and (table["gflop_per_image"] > 0).all()
     assert table["peak_gib_per_run"].isna().all()  # GPU memory: none on a CPU (the GPU check fills it)
 
