@@ -9,10 +9,15 @@
 # yet); `all_compiled` needs a second call of its own on a tight device budget:
 #   SKIP=all_compiled bash bench/gpu_checks.sh       then       ONLY=all_compiled bash bench/gpu_checks.sh
 # ONLY and SKIP take space-separated step names (the "== NAME" headings; the naive reference is `naive_reference`).
+# The machine's python3 needs PyTorch with CUDA and the packages the project imports (pyproject.toml). On a machine
+# that has PyTorch but cannot reach a package index, put the missing packages' wheels in .device/wheels/ (for
+# example jsonschema and its dependencies: `pip download --no-deps --python-version X.Y --only-binary=:all:`); they
+# are installed into a temporary folder first. Nothing is timed until the benchmark's imports succeed.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_checks}
 ONLY=${ONLY:-}
 SKIP=${SKIP:-}
+WHEELS=${WHEELS:-.device/wheels}
 wanted() {  # wanted NAME: whether ONLY and SKIP let step NAME run
   [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]] && [[ " $SKIP " != *" $1 "* ]]
 }
@@ -26,6 +31,16 @@ for name in $ONLY $SKIP; do
 done
 mkdir -p "$OUT"
 export OUT PYTHONPATH=src
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+  site=$(mktemp -d)
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$WHEELS"/*.whl || exit 2
+  export PYTHONPATH="src:$site"
+fi
+if ! python3 bench/train_throughput.py --help >/dev/null; then  # the benchmark's imports, and its arguments
+  echo "gpu_checks.sh: bench/train_throughput.py cannot start with this python3 (the error above names what is" \
+    "missing); install the project's packages, or put their wheels in $WHEELS" >&2
+  exit 2
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/card.csv"
 step() {  # step SECONDS NAME ARGS...: one benchmark call, its table in $OUT/NAME.csv, its log in $OUT/NAME.log
   local seconds=$1 name=$2

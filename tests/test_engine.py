@@ -1,6 +1,5 @@
 """Training engine: crash-safe resume, NaN stop, data-parallel agreement, the throughput benchmark, SLURM plan."""
 
-import importlib.util
 import json
 import os
 import re
@@ -348,35 +347,6 @@ def test_two_process_ddp_agrees_with_one_process(tiny_run, one_process_run, tmp_
     assert kept["scores"].tobytes() == two.tobytes()
     difference = np.abs(one - two).mean()
     assert difference < 0.05, difference
-
-
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "bench" / "train_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize("profile", ["paper", "demo"])
-def test_throughput_benchmark_builds_each_model_as_its_system_trains_it(profile):
-    """Each benchmarked model has the settings its own system trains with (Query2Label's width and FFN, ML-GCN's
-    and ADD-GCN's hidden sizes, CNN-RNN's LSTM), not DR-MoE's block with the baselines' defaults; only the
-    pretrained inputs are left out (they do not change the speed)."""
-    bench = _load_benchmark()
-    config = load_config(DEFAULT_CONFIG)
-    args = bench.parse_args(["--profile", profile])
-    systems = {spec["model"]: name for name, spec in config["systems"].items() if set(spec) == {"model"}}
-    assert set(systems) == set(MODELS)  # every model is some system's, with no overrides
-    for model, system in systems.items():
-        benchmarked, input_cfg, _ = bench.model_config(args, model)
-        trained = resolve_run(config, profile, "coco", system, 0)
-        expected = {**trained["model"], "pretrained": False}
-        if "label_embedding" in expected:
-            expected["label_embedding"] = "random"
-        assert benchmarked == expected, model
-        assert input_cfg == trained["input"]
-    assert args.labels == (80 if profile == "paper" else 20)
 
 
 @pytest.mark.slow
