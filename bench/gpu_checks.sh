@@ -3,8 +3,9 @@
 # From the repository root, with the naive reference copied into the git-ignored folder .device/ beforehand:
 #   mkdir -p .device && cp ../shared/bench/naive_reference.py .device/     (where ../shared exists)
 #   bash bench/gpu_checks.sh                                                (on the GPU machine; carry .device there)
-# Writes CSV/JSON under $OUT (default /tmp/gpu_checks) and prints the tables. The steps run most important first,
-# each under its own time limit and each writing its own file, so that a call cut short still returns the first.
+# Writes CSV/JSON under $OUT (default /tmp/gpu_checks), with the card (card.csv) and the Python, PyTorch, torchvision
+# and CUDA versions (versions.txt), and prints the tables. The steps run most important first, each under its own
+# time limit and each writing its own file, so that a call cut short still returns the first.
 # Every step but `all_compiled` should fit in about 10 minutes together (an estimate: no GPU has run this script
 # yet); `all_compiled` needs a second call of its own on a tight device budget:
 #   SKIP=all_compiled bash bench/gpu_checks.sh       then       ONLY=all_compiled bash bench/gpu_checks.sh
@@ -42,6 +43,8 @@ if ! python3 bench/train_throughput.py --help >/dev/null; then  # the benchmark'
   exit 2
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/card.csv"
+python3 -c 'import sys, torch, torchvision; print(f"python {sys.version.split()[0]}, torch {torch.__version__}, '\
+'torchvision {torchvision.__version__}, CUDA {torch.version.cuda}")' | tee "$OUT/versions.txt"
 step() {  # step SECONDS NAME ARGS...: one benchmark call, its table in $OUT/NAME.csv, its log in $OUT/NAME.log
   local seconds=$1 name=$2
   shift 2

@@ -90,7 +90,8 @@ def test_the_benchmark_builds_each_model_as_its_system_trains_it(profile, monkey
 def _run(tmp_path: Path, only: str = "", skip: str = "", naive_reference: bool = True, wheels: bool = False,
          importable: bool = True) -> tuple[subprocess.CompletedProcess, list[str]]:
     """Run the script in a checkout-like folder with stub python3 and nvidia-smi; returns the result and what it ran,
-    in order: "pip" (installing wheels), "preflight" (the benchmark's --help), "nvidia-smi", then the steps.
+    in order: "pip" (installing wheels), "preflight" (the benchmark's --help), "nvidia-smi", "versions" (of Python,
+    PyTorch, torchvision and CUDA), then the steps.
 
     `importable=False`: the stub python3 fails as one missing a package would, on every benchmark call."""
     checkout, stubs, log = tmp_path / "checkout", tmp_path / "stubs", tmp_path / "calls.log"
@@ -123,6 +124,8 @@ def _run(tmp_path: Path, only: str = "", skip: str = "", naive_reference: bool =
             ran.append("naive_reference")
         elif "--help" in words:
             ran.append("preflight")
+        elif words[1] == "-c":
+            ran.append("versions")
         else:
             ran.append(Path(words[words.index("--out") + 1]).stem)
     return result, ran
@@ -131,11 +134,11 @@ def _run(tmp_path: Path, only: str = "", skip: str = "", naive_reference: bool =
 def test_only_and_skip_run_exactly_the_steps_they_name(tmp_path):
     every_step = ["naive_reference", *_steps()]
     cases = {
-        "all": ({}, ["preflight", "nvidia-smi", *every_step]),
-        "skip": ({"skip": "all_compiled"}, ["preflight", "nvidia-smi", *every_step[:-1]]),
-        "only": ({"only": "q2l_batch64_memory naive_reference"}, ["preflight", "nvidia-smi", "naive_reference",
-                                                                  "q2l_batch64_memory"]),
-        "second_call": ({"only": "all_compiled"}, ["preflight", "nvidia-smi", "all_compiled"]),
+        "all": ({}, ["preflight", "nvidia-smi", "versions", *every_step]),
+        "skip": ({"skip": "all_compiled"}, ["preflight", "nvidia-smi", "versions", *every_step[:-1]]),
+        "only": ({"only": "q2l_batch64_memory naive_reference"},
+                 ["preflight", "nvidia-smi", "versions", "naive_reference", "q2l_batch64_memory"]),
+        "second_call": ({"only": "all_compiled"}, ["preflight", "nvidia-smi", "versions", "all_compiled"]),
     }
     assert every_step[-1] == "all_compiled"  # the slow step comes last, so SKIP=all_compiled is the first call
     for case, (selection, expected) in cases.items():
@@ -147,7 +150,7 @@ def test_only_and_skip_run_exactly_the_steps_they_name(tmp_path):
 
 def test_without_the_naive_reference_the_other_steps_run_and_the_script_says_where_it_goes(tmp_path):
     result, ran = _run(tmp_path, naive_reference=False)
-    assert result.returncode == 0 and ran == ["preflight", "nvidia-smi", *_steps()]
+    assert result.returncode == 0 and ran == ["preflight", "nvidia-smi", "versions", *_steps()]
     assert "no .device/naive_reference.py" in result.stderr
 
 
@@ -165,7 +168,7 @@ def test_a_python3_that_cannot_start_the_benchmark_stops_the_script_before_any_s
 
 def test_wheels_in_device_wheels_are_installed_first_and_on_the_path_of_every_step(tmp_path):
     result, ran = _run(tmp_path, only="q2l_batch64_memory", wheels=True)
-    assert result.returncode == 0 and ran == ["pip", "preflight", "nvidia-smi", "q2l_batch64_memory"]
+    assert result.returncode == 0 and ran == ["pip", "preflight", "nvidia-smi", "versions", "q2l_batch64_memory"]
     calls = (tmp_path / "calls.log").read_text().splitlines()
     target = calls[0].split("--target ")[1].split()[0]
     assert "--no-index" in calls[0] and calls[0].split(" PYTHONPATH=")[0].endswith("jsonschema-4.26.0-py3-none-any.whl")
