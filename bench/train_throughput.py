@@ -48,7 +48,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from drmoe_repro.config import DEFAULT_CONFIG, load_config, profile_of, resolve_run
 from drmoe_repro.data.dataset import ImageLabelDataset, collate_encoded, decode_and_transform
-from drmoe_repro.data.demo import COCO_DEMO_CATEGORIES
 from drmoe_repro.data.index import LabelIndex
 from drmoe_repro.data.transforms import build_train_transform
 from drmoe_repro.engine.distributed import GlobalBatchSampler
@@ -57,8 +56,8 @@ from drmoe_repro.engine.recipes import build_recipe
 from drmoe_repro.engine.train import train_step
 from drmoe_repro.model_keys import model_config_for
 from drmoe_repro.models import MODELS, DataInfo, build_model
+from drmoe_repro.plan import label_count
 
-COCO_CLASSES = 80
 BARRIER_TIMEOUT_S = 1800  # the runs wait for each other after warm-up, which includes compilation
 
 
@@ -72,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=32, help="images per step (the paper's COCO batch: 32)")
     parser.add_argument("--image-size", type=int, default=None, help="default: the profile's (paper: 448)")
     parser.add_argument("--labels", type=int, default=None,
-                        help="L (default: COCO's 80; the demo's COCO has 20)")
+                        help="L (default: the profile's COCO, as `drmoe-repro plan` counts it: 80, the demo's 20)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation, cuDNN autotune)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
@@ -96,8 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a quick CPU check: the demo profile's models, at most 4 images a step, 2 steps")
     parser.add_argument("--out", type=Path, default=None, help="also write the table as CSV")
     args = parser.parse_args(argv)
-    if args.labels is None:
-        args.labels = len(COCO_DEMO_CATEGORIES) if args.tiny or args.profile == "demo" else COCO_CLASSES
+    if args.labels is None:  # the profile's COCO, as `plan` counts it
+        profile = "demo" if args.tiny else args.profile
+        args.labels = label_count(profile_of(load_config(args.config), profile), profile, "coco")
     return args
 
 

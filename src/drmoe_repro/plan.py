@@ -61,7 +61,8 @@ def _image_counts(prof: dict, profile: str, dataset: str) -> dict[str, int | Non
     return counts
 
 
-def _label_count(prof: dict, profile: str, dataset: str) -> int:
+def label_count(prof: dict, profile: str, dataset: str) -> int:
+    """L of a data set: from its prepared index where there is one, else its format's known count (or the demo's)."""
     path = index_path(profile, dataset, "train")
     if path.is_file():
         import numpy as np
@@ -95,7 +96,7 @@ def run_costs(config: dict, profile: str, runs: list[tuple[str, str, int]]) -> l
         counts = _image_counts(prof, profile, dataset)
         key = (cfg["model_name"], repr(sorted(cfg["model"].items())), dataset)
         if key not in parameters:
-            parameters[key] = count_parameters(cfg["model_name"], cfg["model"], _label_count(prof, profile, dataset))
+            parameters[key] = count_parameters(cfg["model_name"], cfg["model"], label_count(prof, profile, dataset))
         costs.append(RunCost(dataset, system, seed, cfg["model_name"], cfg["train"]["epochs"], counts["train"],
                              counts["test"], parameters[key], cfg["input"]["image_size"]))
     return costs
